@@ -1,0 +1,67 @@
+"""The library entry points: `solve_async` and its thin sync wrapper `solve`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from recursa.backends import Backend, Dispatcher, create_backend
+from recursa.config import BackendConfig, RSAConfig, build_configs
+from recursa.engine import Engine, GenerationCallback, StepCallback
+from recursa.result import SolveResult
+from recursa.tasks import Problem
+
+
+def make_configs(
+    rsa: RSAConfig | None, backend: BackendConfig | None, settings: dict[str, Any]
+) -> tuple[RSAConfig, BackendConfig]:
+    """Merge config objects with flat keyword settings (keywords win)."""
+    values: dict[str, Any] = {}
+    if rsa is not None:
+        values.update(rsa.model_dump(exclude_unset=True))
+    if backend is not None:
+        values.update(backend.model_dump(exclude_unset=True))
+    values.update(settings)
+    return build_configs(values)
+
+
+async def solve_async(
+    question: str,
+    *,
+    backend: Backend | str | None = None,
+    rsa: RSAConfig | None = None,
+    backend_config: BackendConfig | None = None,
+    reference: Any = None,
+    problem_id: str = "question",
+    meta: dict[str, Any] | None = None,
+    on_step: StepCallback | None = None,
+    on_generation: GenerationCallback | None = None,
+    **settings: Any,
+) -> SolveResult:
+    """Run RSA on one question. Settings are RSAConfig/BackendConfig fields by name
+    (n, k, t, task, seed, temperature, max_tokens, model, base_url, ...). `backend` is a
+    backend name ("llamacpp", "openai", "mock", ...) or a ready Backend object, to reuse a
+    loaded model."""
+    if isinstance(backend, str):
+        settings = {**settings, "backend": backend}
+    cfg, bcfg = make_configs(rsa, backend_config, settings)
+    owned = not isinstance(backend, Backend)
+    model = backend if isinstance(backend, Backend) else create_backend(bcfg)
+    try:
+        dispatcher = Dispatcher(model, concurrency=bcfg.concurrency, max_retries=bcfg.max_retries)
+        engine = Engine(
+            dispatcher, cfg, context_tokens=bcfg.context_tokens,
+            on_step=on_step, on_generation=on_generation,
+        )
+        problem = Problem(problem_id, question, reference, cfg.task, dict(meta or {}))
+        result = await engine.run(problem)
+        result.usage["retries"] = dispatcher.usage.retries
+        return result
+    finally:
+        if owned:
+            await model.aclose()
+
+
+def solve(question: str, **kwargs: Any) -> SolveResult:
+    """Synchronous `solve_async` (same arguments, same result)."""
+    return asyncio.run(solve_async(question, **kwargs))

@@ -1,0 +1,72 @@
+"""The backend contract: one async call that turns a chat request into a completion."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation. `key` is stable across runs; `meta` never leaves the process."""
+
+    messages: list[Message]
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float | None = None
+    seed: int | None = None
+    key: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def prompt_text(self) -> str:
+        return "\n".join(m["content"] for m in self.messages)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a backend returns for one request."""
+
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class RetryableError(Exception):
+    """A failure worth retrying (rate limit, server error, timeout, dropped connection)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Backend(abc.ABC):
+    """A model that answers chat requests. Retries and concurrency live in `Dispatcher`."""
+
+    #: How many requests this backend usefully takes at once.
+    default_concurrency: int = 1
+
+    @property
+    def description(self) -> str:
+        """Names the model or server in messages."""
+        return type(self).__name__
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The context window in tokens, when known."""
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text`; backends without a tokenizer estimate (about 3 characters each)."""
+        return len(text) // 3 + 1
+
+    @abc.abstractmethod
+    async def generate(self, request: GenerationRequest) -> Completion:
+        """One completion; raise RetryableError for transient faults, BackendError otherwise."""
+
+    async def aclose(self) -> None:
+        """Release connections or models."""

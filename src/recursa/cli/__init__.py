@@ -1,0 +1,63 @@
+"""The `recursa` command: parse, build settings, call the library. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from recursa.config import validation_message
+from recursa.errors import RecursaError
+
+#: subcommand -> module under recursa.cli with `register(subparsers)` and `run(args) -> int`.
+COMMANDS: dict[str, str] = {
+    "solve": "recursa.cli.solve",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="recursa",
+        description="Recursive Self-Aggregation (RSA): a population of candidate answers that "
+        "the model itself recombines over several steps (arXiv 2509.26626).",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 usage error, 1 runtime failure, 130 Ctrl-C)."""
+    logging.basicConfig(format="recursa: %(levelname)s: %(message)s", level=logging.WARNING)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except RecursaError as exc:
+        print(f"recursa: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValidationError as exc:
+        print(f"recursa: error: {validation_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("recursa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Flags generated from the settings models, so each setting is declared once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import types
+import typing
+from typing import Any, Literal
+
+from pydantic import BaseModel, SecretStr
+
+from recursa.config import BackendConfig, RSAConfig, build_configs, load_config_file
+
+#: Extra spellings for some settings (the paper's letters first).
+ALIASES: dict[str, list[str]] = {
+    "n": ["-n", "--population"],
+    "k": ["-k", "--subset"],
+    "t": ["-t", "--steps"],
+}
+#: Settings the solve-like commands do not expose as flags.
+HIDDEN: set[str] = set()
+
+
+def _plain_type(annotation: Any) -> tuple[Any, list[str] | None]:
+    """The scalar type behind Optional[...] and Literal choices."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _plain_type(args[0])
+    if origin is Literal:
+        return str, [str(a) for a in typing.get_args(annotation)]
+    if annotation is SecretStr:
+        return str, None
+    return annotation, None
+
+
+def add_model_flags(
+    parser: Any, model: type[BaseModel], skip: frozenset[str] = frozenset()
+) -> None:
+    """One flag per field; defaults are SUPPRESSed so only what the user typed is seen."""
+    for name, field in model.model_fields.items():
+        if name in skip or name in HIDDEN:
+            continue
+        flags = ALIASES.get(name) or [f"--{name.replace('_', '-')}"]
+        kind, choices = _plain_type(field.annotation)
+        default = field.default
+        desc = field.description or ""
+        if kind is bool:
+            parser.add_argument(
+                *flags, dest=name, action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS, help=f"{desc} (default: {default})",
+            )
+            continue
+        shown = "" if default is None else f" (default: {default})"
+        parser.add_argument(
+            *flags, dest=name, type=kind, choices=choices, default=argparse.SUPPRESS,
+            metavar=None if choices else name.upper(), help=f"{desc}{shown}",
+        )
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """The RSA and backend flags shared by solve, eval and serve, plus --config."""
+    rsa = parser.add_argument_group("RSA settings")
+    add_model_flags(rsa, RSAConfig)
+    backend = parser.add_argument_group("backend settings")
+    add_model_flags(backend, BackendConfig)
+    parser.add_argument(
+        "--config", metavar="FILE", default=None,
+        help="YAML file of settings (same names as the flags); flags override it",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Config file values, then flags on top, then OPENAI_API_KEY if no key was given."""
+    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    fields = set(RSAConfig.model_fields) | set(BackendConfig.model_fields)
+    for name in fields:
+        if name in vars(args):
+            values[name] = getattr(args, name)
+    if values.get("api_key") is None and os.environ.get("OPENAI_API_KEY"):
+        values["api_key"] = os.environ["OPENAI_API_KEY"]
+    return values
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[RSAConfig, BackendConfig]:
+    return build_configs(settings_from_args(args))

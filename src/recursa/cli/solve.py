@@ -1,0 +1,63 @@
+"""`recursa solve QUESTION`: RSA on one question."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from recursa.api import solve_async
+from recursa.backends import create_backend
+from recursa.cli.options import add_settings_flags, configs_from_args
+from recursa.cli.progress import SolveProgress
+from recursa.errors import UsageError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="run RSA on one question",
+        description="Run Recursive Self-Aggregation on one question and print the selected "
+        "answer. Defaults follow the paper (N 16, K 4, T 10, temperature 1.0) and the "
+        "bundled SmolLM2-135M-Instruct model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("question", help="the question; '-' reads it from standard input")
+    p.add_argument("--show-population", action="store_true",
+                   help="print every candidate of every step")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (answer, text, steps, usage, config)")
+    add_settings_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    question = sys.stdin.read() if args.question == "-" else args.question
+    if not question.strip():
+        raise UsageError("the question is empty")
+    rsa, backend = configs_from_args(args)
+    model = create_backend(backend)  # load first: a bad model fails before any progress bar
+    progress = SolveProgress(
+        total=rsa.n * rsa.t, steps=rsa.t, enabled=not args.quiet and not args.json,
+        show_population=args.show_population,
+    )
+    try:
+        result = asyncio.run(solve_async(
+            question, backend=model, rsa=rsa, backend_config=backend,
+            on_step=progress.on_step, on_generation=progress.on_generation,
+        ))
+    finally:
+        progress.close()
+        asyncio.run(model.aclose())
+    if args.json:
+        out = result.to_dict()
+        out["config"] = {**out["config"], **backend.model_dump(mode="json", exclude={"api_key"})}
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print(f"Final answer: {result.answer if result.answer is not None else '(none extracted)'}")
+    print(f"({result.usage['generations']} generations, {result.usage['prompt_tokens']} prompt "
+          f"+ {result.usage['completion_tokens']} completion tokens)")
+    print("\n" + result.text.strip())
+    return 0

@@ -1,0 +1,158 @@
+"""Validated settings. The CLI maps its flags onto these fields; YAML config files hold them too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from recursa.errors import UsageError
+
+TaskName = Literal["general", "math", "rg", "mcq", "code"]
+SelectionName = Literal["majority", "random"]
+
+
+class RSAConfig(BaseModel):
+    """The algorithm's settings for one RSA run (paper defaults)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    n: int = Field(16, ge=1, description="Population size N: candidates kept at every step.")
+    k: int = Field(4, ge=1, description="Aggregation-set size K: candidates shown per new one.")
+    t: int = Field(10, ge=1, description="Number of steps T (1 = plain parallel sampling).")
+    task: TaskName = Field("general", description="Task family: prompt and answer format.")
+    seed: int = Field(0, description="Run seed: fixes subsets, sampling seeds and tie-breaks.")
+    temperature: float = Field(1.0, ge=0.0, description="Sampling temperature.")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (off).")
+    max_tokens: int = Field(8192, ge=1, description="Maximum new tokens per generation.")
+    keep_think: bool = Field(
+        False, description="Keep <think> blocks in candidates shown for aggregation."
+    )
+    selection: SelectionName = Field(
+        "majority", description="Final answer: majority vote, or a random member of the last step."
+    )
+    early_stop: str | None = Field(
+        None,
+        description="Stop refining once answers agree for two steps: 'unanimous' or 'agree:F'.",
+    )
+    sync_steps: bool = Field(
+        False,
+        description="Step barrier across problems (the reference code's schedule; slower).",
+    )
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> RSAConfig:
+        if self.k > self.n:
+            raise ValueError(
+                f"K ({self.k}) cannot exceed the population size N ({self.n}): "
+                "subsets are drawn without replacement"
+            )
+        if self.early_stop is not None:
+            early_stop_fraction(self.early_stop)
+        return self
+
+
+def early_stop_fraction(rule: str) -> float:
+    """The agreement fraction an early-stop rule asks for ('unanimous' is 1.0)."""
+    if rule == "unanimous":
+        return 1.0
+    if rule.startswith("agree:"):
+        try:
+            value = float(rule.split(":", 1)[1])
+        except ValueError:
+            value = -1.0
+        if 0.0 < value <= 1.0:
+            return value
+    raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0 < F <= 1, not {rule!r}")
+
+
+BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
+
+
+class BackendConfig(BaseModel):
+    """How to reach the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: BackendName = Field("llamacpp", description="Model backend.")
+    model: str | None = Field(
+        None,
+        description="Model: a GGUF path (llamacpp; default the bundled SmolLM2-135M-Instruct) "
+        "or the served model name (openai).",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key for the server (default: the OPENAI_API_KEY variable)."
+    )
+    concurrency: int | None = Field(
+        None, ge=1, description="Requests in flight at once (default: the backend's own)."
+    )
+    timeout: float = Field(600.0, gt=0, description="Seconds before one request times out.")
+    max_retries: int = Field(
+        6, ge=0, description="Retries of a failed request (429, 5xx, timeouts, dropped links)."
+    )
+    context_tokens: int | None = Field(
+        None, ge=64, description="Context window in tokens used to fit aggregation prompts."
+    )
+    n_ctx: int | None = Field(
+        None, ge=64, description="llamacpp: context window to allocate (default 8192)."
+    )
+    n_threads: int | None = Field(None, ge=1, description="llamacpp: CPU threads.")
+    mock_latency: float = Field(0.0, ge=0.0, description="mock: seconds per request.")
+    mock_accuracy: float = Field(
+        0.3, ge=0.0, le=1.0, description="mock: chance a fresh sample is correct."
+    )
+    mock_quality: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="mock: chance an aggregation picks a correct candidate when one is shown.",
+    )
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    return set(model.model_fields)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML settings file: a flat mapping of setting names (flag names, '_' or '-')."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {p} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {p} must hold a mapping of settings, not a {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def build_configs(values: dict[str, Any]) -> tuple[RSAConfig, BackendConfig]:
+    """Split a flat mapping between the two models; unknown names and bad values are errors."""
+    rsa_fields, backend_fields = _field_names(RSAConfig), _field_names(BackendConfig)
+    unknown = sorted(set(values) - rsa_fields - backend_fields)
+    if unknown:
+        raise UsageError(f"unknown setting {unknown[0]!r}")
+    try:
+        rsa = RSAConfig(**{k: v for k, v in values.items() if k in rsa_fields})
+        backend = BackendConfig(**{k: v for k, v in values.items() if k in backend_fields})
+    except ValidationError as exc:
+        raise UsageError(validation_message(exc)) from exc
+    return rsa, backend
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One sentence from pydantic's first error, naming the setting."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if loc:
+        return f"invalid setting {loc}={err.get('input')!r}: {msg}"
+    return msg

@@ -1,0 +1,273 @@
+"""The RSA loop for one problem, and the scheduler that runs many problems at once.
+
+Step 1 samples N candidates from the plain prompt. Each later step draws, for every slot,
+K distinct members of the previous population uniformly without replacement (an RNG seeded
+by a stable hash of (seed, problem id, step, slot)) and asks the model to aggregate them.
+Problems proceed independently: a problem's step t+1 starts as soon as its own step t is done
+(unless `sync_steps` asks for the reference code's step barrier).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from recursa.backends.base import Completion, GenerationRequest
+from recursa.backends.dispatch import Dispatcher
+from recursa.config import RSAConfig, early_stop_fraction
+from recursa.context import fit_candidates, fit_plain, strip_think
+from recursa.hashing import request_seed, stable_rng
+from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
+from recursa.result import Candidate, SolveResult, StepResult
+from recursa.selection import majority_vote, random_member, ranked_clusters
+from recursa.tasks import Problem, Task, get_task
+
+log = logging.getLogger("recursa")
+T = TypeVar("T")
+
+
+class CompletionStore(Protocol):
+    """Durable completions: asked before the backend, told of every new completion."""
+
+    def lookup(self, problem_id: str, step: int, slot: int) -> Completion | None: ...
+
+    def record(
+        self, problem_id: str, step: int, slot: int, request: GenerationRequest,
+        completion: Completion,
+    ) -> None: ...
+
+
+StepCallback = Callable[[Problem, StepResult], None]
+GenerationCallback = Callable[[Problem, Candidate], None]
+
+
+def draw_subset(seed: int, problem_id: str, step: int, slot: int, n: int, k: int) -> list[int]:
+    """K distinct indices of 0..n-1, uniformly without replacement, fixed by the key."""
+    return stable_rng("subset", seed, problem_id, step, slot).sample(range(n), k)
+
+
+async def gather_or_cancel(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run coroutines concurrently; on the first failure cancel the rest and re-raise."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+@dataclass
+class _State:
+    problem: Problem
+    task: Task
+    steps: list[StepResult] = field(default_factory=list)
+    generations_saved: int = 0
+    done: bool = False
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "generations": 0}
+    )
+
+
+class Engine:
+    """Runs RSA with one config over a dispatcher; optionally backed by a completion store."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        config: RSAConfig,
+        *,
+        context_tokens: int | None = None,
+        store: CompletionStore | None = None,
+        on_step: StepCallback | None = None,
+        on_generation: GenerationCallback | None = None,
+        keep_history: bool = True,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.config = config
+        self.context_tokens = context_tokens or dispatcher.backend.context_tokens
+        self.store = store
+        self.on_step = on_step
+        self.on_generation = on_generation
+        self.keep_history = keep_history
+        self._told_truncation = False
+        self._stop_fraction = (
+            early_stop_fraction(config.early_stop) if config.early_stop else None
+        )
+
+    # -- one generation -------------------------------------------------------------------
+    async def _generate(
+        self, state: _State, step: int, slot: int, parents: list[int], build: Callable[[], Awaitable[GenerationRequest]]
+    ) -> Candidate:
+        pid = state.problem.id
+        completion = self.store.lookup(pid, step, slot) if self.store else None
+        if completion is None:
+            request = await build()
+            completion = await self.dispatcher.generate(request)
+            if self.store is not None:
+                self.store.record(pid, step, slot, request, completion)
+        candidate = Candidate(
+            step=step,
+            slot=slot,
+            text=completion.text,
+            answer=state.task.extract(completion.text),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            finish_reason=completion.finish_reason,
+            parents=parents,
+        )
+        state.usage["prompt_tokens"] += candidate.prompt_tokens
+        state.usage["completion_tokens"] += candidate.completion_tokens
+        state.usage["generations"] += 1
+        if self.on_generation is not None:
+            self.on_generation(state.problem, candidate)
+        return candidate
+
+    def _request(self, problem: Problem, step: int, slot: int, messages: list[dict[str, str]],
+                 max_tokens: int) -> GenerationRequest:
+        cfg = self.config
+        meta: dict[str, Any] = {"problem_id": problem.id, "step": step, "slot": slot}
+        if problem.answer is not None:
+            meta["reference"] = str(problem.answer)
+        return GenerationRequest(
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            seed=request_seed(cfg.seed, problem.id, step, slot),
+            key=f"{problem.id}/{step}/{slot}",
+            meta=meta,
+        )
+
+    def _count(self, text: str) -> int:
+        return self.dispatcher.backend.count_tokens(text)
+
+    def _plain_builder(self, state: _State, slot: int) -> Callable[[], Awaitable[GenerationRequest]]:
+        async def build() -> GenerationRequest:
+            messages = plain_messages(state.task, state.problem)
+            max_tokens = fit_plain(
+                self._count(messages[0]["content"]), self.context_tokens, self.config.max_tokens
+            )
+            return self._request(state.problem, 1, slot, messages, max_tokens)
+
+        return build
+
+    def _aggregate_builder(
+        self, state: _State, step: int, slot: int, shown: list[str]
+    ) -> Callable[[], Awaitable[GenerationRequest]]:
+        async def build() -> GenerationRequest:
+            texts = shown if self.config.keep_think else [strip_think(t) for t in shown]
+            overhead = self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
+            fitted = fit_candidates(
+                texts, overhead, self.context_tokens, self.config.max_tokens, self._count
+            )
+            if fitted.truncated and not self._told_truncation:
+                self._told_truncation = True
+                log.warning(
+                    "candidates are too long for the %s-token context window: their beginnings "
+                    "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
+                    self.context_tokens,
+                )
+            messages = aggregation_messages(state.task, state.problem, fitted.candidates)
+            return self._request(state.problem, step, slot, messages, fitted.max_tokens)
+
+        return build
+
+    # -- one step -------------------------------------------------------------------------
+    async def _step(self, state: _State, step: int) -> None:
+        cfg = self.config
+        pid = state.problem.id
+        if step == 1:
+            coros = [self._generate(state, 1, s, [], self._plain_builder(state, s))
+                     for s in range(cfg.n)]
+        else:
+            previous = state.steps[-1].candidates
+            coros = []
+            for s in range(cfg.n):
+                parents = draw_subset(cfg.seed, pid, step, s, len(previous), cfg.k)
+                shown = [previous[i].text for i in parents]
+                coros.append(self._generate(state, step, s, parents,
+                                            self._aggregate_builder(state, step, s, shown)))
+        population = await gather_or_cancel(coros)
+        top = ranked_clusters(state.task, population, cfg.seed, pid)[0]
+        result = StepResult(
+            step=step,
+            candidates=population,
+            agreement=len(top.members) / len(population),
+            majority_answer=top.answer,
+        )
+        earlier = state.steps[-1] if state.steps else None
+        if not self.keep_history and state.steps:
+            state.steps[-1] = result
+        else:
+            state.steps.append(result)
+        if self.on_step is not None:
+            self.on_step(state.problem, result)
+        if step < cfg.t and self._agreed(state.task, earlier, result):
+            state.generations_saved = (cfg.t - step) * cfg.n
+            state.done = True
+        if step == cfg.t:
+            state.done = True
+
+    def _agreed(self, task: Task, earlier: StepResult | None, current: StepResult) -> bool:
+        """Early stop: at this step and the previous one, at least the rule's fraction of the
+        population agreed, on the same answer."""
+        if self._stop_fraction is None or earlier is None:
+            return False
+        if current.majority_answer is None or earlier.majority_answer is None:
+            return False
+        return (
+            current.agreement >= self._stop_fraction
+            and earlier.agreement >= self._stop_fraction
+            and task.equivalent(earlier.majority_answer, current.majority_answer)
+        )
+
+    # -- whole problems -------------------------------------------------------------------
+    def _new_state(self, problem: Problem, task: Task | None) -> _State:
+        return _State(problem, task or get_task(problem.task))
+
+    def _finish(self, state: _State) -> SolveResult:
+        cfg = self.config
+        final = state.steps[-1].candidates
+        pid = state.problem.id
+        if cfg.selection == "random":
+            chosen = random_member(final, cfg.seed, pid)
+        else:
+            chosen, _ = majority_vote(state.task, final, cfg.seed, pid)
+        return SolveResult(
+            problem_id=pid,
+            answer=chosen.answer,
+            text=chosen.text,
+            selected_slot=chosen.slot,
+            steps=state.steps,
+            usage=dict(state.usage),
+            config=cfg.model_dump(),
+            steps_run=state.steps[-1].step,
+            generations_saved=state.generations_saved,
+        )
+
+    async def _run_state(self, state: _State) -> SolveResult:
+        step = len(state.steps)
+        while not state.done:
+            step += 1
+            await self._step(state, step)
+        return self._finish(state)
+
+    async def run(self, problem: Problem, task: Task | None = None) -> SolveResult:
+        """RSA on one problem: steps 1..T (or until consensus when early stop is on)."""
+        return await self._run_state(self._new_state(problem, task))
+
+    async def run_many(self, problems: Sequence[Problem]) -> list[SolveResult]:
+        """Many problems at once: pipelined, or step by step with `sync_steps`."""
+        states = [self._new_state(p, None) for p in problems]
+        if not self.config.sync_steps:
+            return await gather_or_cancel([self._run_state(s) for s in states])
+        step = 0
+        while any(not s.done for s in states):
+            step += 1
+            await gather_or_cancel([self._step(s, step) for s in states if not s.done])
+        return [self._finish(s) for s in states]

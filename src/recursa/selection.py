@@ -1,0 +1,76 @@
+"""Choosing the final answer from a population: majority vote or a random member."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recursa.hashing import stable_rng
+from recursa.result import Candidate
+from recursa.tasks.base import Task, normalize_text
+
+
+@dataclass
+class Cluster:
+    """Candidates whose answers the task counts as equivalent."""
+
+    answer: str | None
+    members: list[int]
+
+
+def cluster_answers(task: Task, answers: list[str | None]) -> list[Cluster]:
+    """Group indices by task equivalence, in order of first appearance. Answers that are None
+    do not vote unless no answer was extracted at all; then identical texts are grouped."""
+    voters = [i for i, a in enumerate(answers) if a is not None]
+    clusters: list[Cluster] = []
+    by_key: dict[str, Cluster] = {}
+    for i in voters:
+        ans = answers[i]
+        assert ans is not None
+        key = task.key(ans)
+        found = by_key.get(key)
+        if found is None:
+            found = next((c for c in clusters if c.answer is not None
+                          and task.equivalent(c.answer, ans)), None)
+        if found is None:
+            found = Cluster(ans, [])
+            clusters.append(found)
+        by_key[key] = found
+        found.members.append(i)
+    return clusters
+
+
+def _no_answer_clusters(texts: list[str]) -> list[Cluster]:
+    clusters: dict[str, Cluster] = {}
+    for i, t in enumerate(texts):
+        clusters.setdefault(normalize_text(t), Cluster(None, [])).members.append(i)
+    return list(clusters.values())
+
+
+def ranked_clusters(
+    task: Task, candidates: list[Candidate], seed: int, problem_id: str
+) -> list[Cluster]:
+    """Clusters largest first; ties ordered by a shuffle seeded from (seed, problem)."""
+    clusters = cluster_answers(task, [c.answer for c in candidates])
+    if not clusters:
+        clusters = _no_answer_clusters([c.text for c in candidates])
+    rng = stable_rng("tie-break", seed, problem_id)
+    tiebreak = [rng.random() for _ in clusters]
+    order = sorted(range(len(clusters)), key=lambda i: (-len(clusters[i].members), tiebreak[i]))
+    return [clusters[i] for i in order]
+
+
+def majority_vote(
+    task: Task, candidates: list[Candidate], seed: int, problem_id: str
+) -> tuple[Candidate, float]:
+    """The first member of the largest cluster, and that cluster's share of the population."""
+    if not candidates:
+        raise ValueError("majority vote over an empty population")
+    best = ranked_clusters(task, candidates, seed, problem_id)[0]
+    return candidates[best.members[0]], len(best.members) / len(candidates)
+
+
+def random_member(candidates: list[Candidate], seed: int, problem_id: str) -> Candidate:
+    """A uniformly random member, fixed by (seed, problem)."""
+    if not candidates:
+        raise ValueError("random choice from an empty population")
+    return stable_rng("random-member", seed, problem_id).choice(candidates)

@@ -1,0 +1,78 @@
+"""Reasoning Gym: the answer is the last `<answer>...</answer>`, scored by the task's own scorer.
+
+Majority voting uses normalised exact string equality: these answers are order-sensitive
+(move lists, sequences), so math equivalence would merge different answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, normalize_text
+
+_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+
+
+def extract_tagged(text: str) -> str | None:
+    """The last non-empty `<answer>` span. The last, not the first: a completion that echoes
+    the instruction ("<answer> and </answer>") must not parse as "and"."""
+    for candidate in reversed(_TAG.findall(text)):
+        value = candidate.strip()
+        if value:
+            return value
+    return None
+
+
+def _entry(meta: dict[str, Any]) -> dict[str, Any] | None:
+    entry = meta.get("entry")
+    if isinstance(entry, str):
+        try:
+            entry = json.loads(entry)
+        except ValueError:
+            return None
+    return entry if isinstance(entry, dict) else None
+
+
+def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
+    """The task's own `score_answer` (raises on unknown datasets, like reasoning_gym does)."""
+    import reasoning_gym
+
+    score_fn = reasoning_gym.get_score_answer_fn(dataset_name)
+    return float(score_fn(answer, entry))
+
+
+def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]) -> Grade:
+    """Score with the generator's scorer when the row carries its entry; else exact match."""
+    answer = extract_tagged(completion)
+    if answer is None:
+        return no_answer()
+    entry, name = _entry(meta), meta.get("dataset_name")
+    if entry is not None and name:
+        try:
+            score = score_with_reasoning_gym(answer, str(name), entry)
+        except Exception as exc:  # scorers raise on odd answers; a grader never does
+            return Grade(0.0, answer, f"the {name} scorer failed: {type(exc).__name__}")
+        return Grade(score, answer, "" if score >= 1.0 else f"{name} scorer gave {score:g}")
+    if reference is None:
+        return no_reference(answer)
+    ok = normalize_text(answer) == normalize_text(str(reference))
+    return Grade(1.0 if ok else 0.0, answer, "" if ok else "answer differs from the reference")
+
+
+class ReasoningGymTask(Task):
+    name = "rg"
+    answer_format = "the final answer between <answer></answer> tags"
+
+    def format_instruction(self, problem: Problem) -> str:
+        return (
+            "Think step by step, then give only your final answer between <answer></answer> "
+            "tags, for example <answer>your answer</answer>."
+        )
+
+    def extract(self, text: str) -> str | None:
+        return extract_tagged(text)
+
+    def grade(self, problem: Problem, completion: str) -> Grade:
+        return grade_reasoning_gym(completion, problem.answer, problem.meta)
