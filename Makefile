@@ -4,6 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTRAS ?= llamacpp,server,dev
+# llama-cpp-python compiles from source. A native build (-march=native) can emit AMX/AVX-512
+# instructions that some virtual machines advertise but do not allow (SIGILL at run time), so
+# build for a portable AVX2 baseline.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 .PHONY: demo test install lint typecheck pytest clean
 

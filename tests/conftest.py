@@ -34,10 +34,24 @@ def llama_server(bundled_model: Path, tmp_path_factory: pytest.TempPathFactory) 
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-             "--model_alias", "smollm2"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(bundled_model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+                "--model_alias",
+                "smollm2",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
         )
     base = f"http://127.0.0.1:{port}/v1"
     try:

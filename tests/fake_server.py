@@ -15,11 +15,17 @@ Responder = Callable[[int, dict[str, Any]], tuple[int, dict[str, str], dict[str,
 
 def chat_body(text: str, prompt_tokens: int = 11, completion_tokens: int = 5) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-x", "object": "chat.completion", "model": "fake",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "id": "chatcmpl-x",
+        "object": "chat.completion",
+        "model": "fake",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 

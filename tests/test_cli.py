@@ -14,14 +14,34 @@ from recursa.cli import main
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "recursa.cli", *args], capture_output=True, text=True,
-        input=stdin, timeout=300,
+        [sys.executable, "-m", "recursa.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
     )
 
 
 def test_solve_json_on_mock_backend(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["solve", "What is 2+3?", "--backend", "mock", "-n", "4", "-k", "2", "-t", "3",
-                 "--task", "math", "--json", "--seed", "3"])
+    code = main(
+        [
+            "solve",
+            "What is 2+3?",
+            "--backend",
+            "mock",
+            "-n",
+            "4",
+            "-k",
+            "2",
+            "-t",
+            "3",
+            "--task",
+            "math",
+            "--json",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"answer", "text", "steps", "usage", "config"}
@@ -44,8 +64,21 @@ def test_config_file_is_read_and_flags_override_it(
 
 
 def test_mock_runs_are_identical_for_the_same_seed(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["solve", "q", "--backend", "mock", "-n", "4", "-k", "2", "-t", "2", "--json",
-            "--mock-latency", "0.01"]
+    args = [
+        "solve",
+        "q",
+        "--backend",
+        "mock",
+        "-n",
+        "4",
+        "-k",
+        "2",
+        "-t",
+        "2",
+        "--json",
+        "--mock-latency",
+        "0.01",
+    ]
     main(args)
     a = capsys.readouterr().out
     main(args)
@@ -64,8 +97,11 @@ def test_mock_runs_are_identical_for_the_same_seed(capsys: pytest.CaptureFixture
         (["--task", "poetry"], 2, "invalid choice"),
         (["--backend", "llamacpp", "--model", "/nonexistent/model.gguf"], 2, "does not exist"),
         (["--backend", "openai"], 2, "--base-url"),
-        (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0"],
-         1, "http://127.0.0.1:9/v1"),
+        (
+            ["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0"],
+            1,
+            "http://127.0.0.1:9/v1",
+        ),
         (["--config", "/nonexistent.yaml"], 2, "does not exist"),
     ],
 )
@@ -95,6 +131,16 @@ def test_unknown_config_key_is_named(tmp_path: Path) -> None:
 def test_help_explains_the_flags() -> None:
     proc = run_cli("solve", "--help")
     assert proc.returncode == 0
-    for flag in ("--population", "--subset", "--steps", "--backend", "--context-tokens",
-                 "--show-population", "--json", "--config", "--api-key", "--concurrency"):
+    for flag in (
+        "--population",
+        "--subset",
+        "--steps",
+        "--backend",
+        "--context-tokens",
+        "--show-population",
+        "--json",
+        "--config",
+        "--api-key",
+        "--concurrency",
+    ):
         assert flag in proc.stdout

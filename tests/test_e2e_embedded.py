@@ -15,10 +15,31 @@ pytestmark = pytest.mark.e2e
 
 def test_solve_json_on_the_embedded_model() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "recursa", "solve", "What is 7 + 5?", "--task", "math",
-         "-n", "2", "-k", "2", "-t", "2", "--max-tokens", "48", "--n-ctx", "2048",
-         "--seed", "1", "--json"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "recursa",
+            "solve",
+            "What is 7 + 5?",
+            "--task",
+            "math",
+            "-n",
+            "2",
+            "-k",
+            "2",
+            "-t",
+            "2",
+            "--max-tokens",
+            "48",
+            "--n-ctx",
+            "2048",
+            "--seed",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -31,8 +52,9 @@ def test_solve_json_on_the_embedded_model() -> None:
             assert 0 < c["completion_tokens"] <= 48
             assert c["prompt_tokens"] > 0
     # Aggregation prompts hold the problem and two candidates, so they are longer.
-    assert out["steps"][1]["candidates"][0]["prompt_tokens"] > (
-        out["steps"][0]["candidates"][0]["prompt_tokens"]
+    assert (
+        out["steps"][1]["candidates"][0]["prompt_tokens"]
+        > (out["steps"][0]["candidates"][0]["prompt_tokens"])
     )
     assert out["usage"]["prompt_tokens"] > 0 and out["usage"]["completion_tokens"] > 0
     assert out["text"] in [c["text"] for c in out["steps"][-1]["candidates"]]
@@ -41,8 +63,16 @@ def test_solve_json_on_the_embedded_model() -> None:
 
 def test_solve_over_http_against_llama_cpp_server(llama_server: str) -> None:
     result = solve(
-        "Name a primary colour.", backend="openai", base_url=llama_server, model="smollm2",
-        n=2, k=2, t=2, max_tokens=32, seed=2, concurrency=2,
+        "Name a primary colour.",
+        backend="openai",
+        base_url=llama_server,
+        model="smollm2",
+        n=2,
+        k=2,
+        t=2,
+        max_tokens=32,
+        seed=2,
+        concurrency=2,
     )
     assert len(result.steps) == 2
     assert all(c.text.strip() for s in result.steps for c in s.candidates)

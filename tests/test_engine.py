@@ -79,8 +79,14 @@ def test_t1_makes_no_aggregation_call() -> None:
 
 
 def test_k_greater_than_n_and_other_bad_settings_are_usage_errors() -> None:
-    for bad in ({"n": 2, "k": 3}, {"n": 0}, {"k": 0}, {"t": 0}, {"temperature": -1},
-                {"max_tokens": 0}):
+    for bad in (
+        {"n": 2, "k": 3},
+        {"n": 0},
+        {"k": 0},
+        {"t": 0},
+        {"temperature": -1},
+        {"max_tokens": 0},
+    ):
         with pytest.raises(UsageError):
             build_configs(bad)
     with pytest.raises(UsageError, match="cannot exceed"):
@@ -100,16 +106,20 @@ def test_problems_run_without_a_step_barrier() -> None:
 
     backend = Slow(script=unique_script)
     engine = Engine(Dispatcher(backend), RSAConfig(n=2, k=2, t=3, task="math"))
-    asyncio.run(engine.run_many([Problem("slow", "a", task="math"),
-                                 Problem("fast", "b", task="math")]))
+    asyncio.run(
+        engine.run_many([Problem("slow", "a", task="math"), Problem("fast", "b", task="math")])
+    )
     first_slow = min(i for i, k in enumerate(order) if k.startswith("slow"))
     assert all(order.index(f"fast/3/{s}") < first_slow for s in range(2))
 
     order.clear()
-    engine = Engine(Dispatcher(Slow(script=unique_script)),
-                    RSAConfig(n=2, k=2, t=3, task="math", sync_steps=True))
-    asyncio.run(engine.run_many([Problem("slow", "a", task="math"),
-                                 Problem("fast", "b", task="math")]))
+    engine = Engine(
+        Dispatcher(Slow(script=unique_script)),
+        RSAConfig(n=2, k=2, t=3, task="math", sync_steps=True),
+    )
+    asyncio.run(
+        engine.run_many([Problem("slow", "a", task="math"), Problem("fast", "b", task="math")])
+    )
     assert order.index("fast/2/0") > order.index("slow/1/0")  # barrier: waits for slow step 1
 
 
@@ -120,10 +130,14 @@ def test_step_requests_go_out_together_bounded_by_concurrency() -> None:
             return await super().generate(request)
 
     d = Dispatcher(Gauge(script=unique_script), concurrency=3)
-    asyncio.run(Engine(d, RSAConfig(n=8, k=2, t=2, task="math")).run(Problem("p", "q", task="math")))
+    asyncio.run(
+        Engine(d, RSAConfig(n=8, k=2, t=2, task="math")).run(Problem("p", "q", task="math"))
+    )
     assert d.peak_in_flight == 3
     d = Dispatcher(Gauge(script=unique_script), concurrency=64)
-    asyncio.run(Engine(d, RSAConfig(n=8, k=2, t=2, task="math")).run(Problem("p", "q", task="math")))
+    asyncio.run(
+        Engine(d, RSAConfig(n=8, k=2, t=2, task="math")).run(Problem("p", "q", task="math"))
+    )
     assert d.peak_in_flight == 8
 
 

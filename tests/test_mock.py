@@ -10,17 +10,20 @@ from recursa.backends.mock import MockBackend
 
 
 def mean_accuracy_by_step(quality: float, seed: int = 0) -> list[float]:
-    problems = [Problem(f"p{i}", f"question {i}", answer=str(100 + i), task="math")
-                for i in range(30)]
+    problems = [
+        Problem(f"p{i}", f"question {i}", answer=str(100 + i), task="math") for i in range(30)
+    ]
     backend = MockBackend(accuracy=0.35, quality=quality)
     cfg = RSAConfig(n=8, k=3, t=5, task="math", seed=seed)
     results = asyncio.run(Engine(Dispatcher(backend), cfg).run_many(problems))
     by_step = []
     for t in range(5):
-        by_step.append(statistics.mean(
-            statistics.mean(c.answer == p.answer for c in r.steps[t].candidates)
-            for r, p in zip(results, problems)
-        ))
+        by_step.append(
+            statistics.mean(
+                statistics.mean(c.answer == p.answer for c in r.steps[t].candidates)
+                for r, p in zip(results, problems, strict=True)
+            )
+        )
     return by_step
 
 

@@ -21,8 +21,18 @@ def test_run_completes_through_429_with_retry_after_and_500() -> None:
 
     with serve(responder) as (url, received):
         start = time.monotonic()
-        result = solve("What is 3*4?", backend="openai", base_url=url, model="fake",
-                       api_key="sk-test", n=2, k=2, t=2, task="math", concurrency=1)
+        result = solve(
+            "What is 3*4?",
+            backend="openai",
+            base_url=url,
+            model="fake",
+            api_key="sk-test",
+            n=2,
+            k=2,
+            t=2,
+            task="math",
+            concurrency=1,
+        )
         elapsed = time.monotonic() - start
     assert result.answer == "12"
     assert len(received) == 6  # 4 generations + 2 faulted attempts

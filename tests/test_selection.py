@@ -7,7 +7,9 @@ from recursa.selection import cluster_answers, majority_vote, random_member
 
 
 def cands(*answers: str | None) -> list[Candidate]:
-    return [Candidate(step=1, slot=i, text=f"text {i} {a}", answer=a) for i, a in enumerate(answers)]
+    return [
+        Candidate(step=1, slot=i, text=f"text {i} {a}", answer=a) for i, a in enumerate(answers)
+    ]
 
 
 def test_math_equivalence_merges_forms_of_the_same_number() -> None:
@@ -25,7 +27,7 @@ def test_rg_does_not_merge_order_sensitive_answers() -> None:
 
 def test_missing_answers_do_not_vote_unless_none_has_one() -> None:
     math = get_task("math")
-    chosen, share = majority_vote(math, cands(None, None, None, "4"), 0, "p")
+    chosen, _ = majority_vote(math, cands(None, None, None, "4"), 0, "p")
     assert chosen.answer == "4"
     chosen, _ = majority_vote(math, cands(None, None), 0, "p")
     assert chosen.answer is None

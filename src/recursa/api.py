@@ -50,8 +50,11 @@ async def solve_async(
     try:
         dispatcher = Dispatcher(model, concurrency=bcfg.concurrency, max_retries=bcfg.max_retries)
         engine = Engine(
-            dispatcher, cfg, context_tokens=bcfg.context_tokens,
-            on_step=on_step, on_generation=on_generation,
+            dispatcher,
+            cfg,
+            context_tokens=bcfg.context_tokens,
+            on_step=on_step,
+            on_generation=on_generation,
         )
         problem = Problem(problem_id, question, reference, cfg.task, dict(meta or {}))
         result = await engine.run(problem)

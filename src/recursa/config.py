@@ -130,7 +130,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UsageError(f"config file {p} must hold a mapping of settings, not a {type(data).__name__}")
+        raise UsageError(
+            f"config file {p} must hold a mapping of settings, not a {type(data).__name__}"
+        )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 

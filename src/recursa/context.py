@@ -96,7 +96,7 @@ def fit_candidates(
         left -= shares[i]
         remaining -= 1
     out, truncated = [], 0
-    for cand, size, share in zip(candidates, sizes, shares):
+    for cand, size, share in zip(candidates, sizes, shares, strict=True):
         if size <= share:
             out.append(cand)
         else:

@@ -35,7 +35,11 @@ class CompletionStore(Protocol):
     def lookup(self, problem_id: str, step: int, slot: int) -> Completion | None: ...
 
     def record(
-        self, problem_id: str, step: int, slot: int, request: GenerationRequest,
+        self,
+        problem_id: str,
+        step: int,
+        slot: int,
+        request: GenerationRequest,
         completion: Completion,
     ) -> None: ...
 
@@ -95,13 +99,16 @@ class Engine:
         self.on_generation = on_generation
         self.keep_history = keep_history
         self._told_truncation = False
-        self._stop_fraction = (
-            early_stop_fraction(config.early_stop) if config.early_stop else None
-        )
+        self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
 
     # -- one generation -------------------------------------------------------------------
     async def _generate(
-        self, state: _State, step: int, slot: int, parents: list[int], build: Callable[[], Awaitable[GenerationRequest]]
+        self,
+        state: _State,
+        step: int,
+        slot: int,
+        parents: list[int],
+        build: Callable[[], Awaitable[GenerationRequest]],
     ) -> Candidate:
         pid = state.problem.id
         completion = self.store.lookup(pid, step, slot) if self.store else None
@@ -127,8 +134,14 @@ class Engine:
             self.on_generation(state.problem, candidate)
         return candidate
 
-    def _request(self, problem: Problem, step: int, slot: int, messages: list[dict[str, str]],
-                 max_tokens: int) -> GenerationRequest:
+    def _request(
+        self,
+        problem: Problem,
+        step: int,
+        slot: int,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+    ) -> GenerationRequest:
         cfg = self.config
         meta: dict[str, Any] = {"problem_id": problem.id, "step": step, "slot": slot}
         if problem.answer is not None:
@@ -146,7 +159,9 @@ class Engine:
     def _count(self, text: str) -> int:
         return self.dispatcher.backend.count_tokens(text)
 
-    def _plain_builder(self, state: _State, slot: int) -> Callable[[], Awaitable[GenerationRequest]]:
+    def _plain_builder(
+        self, state: _State, slot: int
+    ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
             max_tokens = fit_plain(
@@ -182,16 +197,20 @@ class Engine:
         cfg = self.config
         pid = state.problem.id
         if step == 1:
-            coros = [self._generate(state, 1, s, [], self._plain_builder(state, s))
-                     for s in range(cfg.n)]
+            coros = [
+                self._generate(state, 1, s, [], self._plain_builder(state, s)) for s in range(cfg.n)
+            ]
         else:
             previous = state.steps[-1].candidates
             coros = []
             for s in range(cfg.n):
                 parents = draw_subset(cfg.seed, pid, step, s, len(previous), cfg.k)
                 shown = [previous[i].text for i in parents]
-                coros.append(self._generate(state, step, s, parents,
-                                            self._aggregate_builder(state, step, s, shown)))
+                coros.append(
+                    self._generate(
+                        state, step, s, parents, self._aggregate_builder(state, step, s, shown)
+                    )
+                )
         population = await gather_or_cancel(coros)
         top = ranked_clusters(state.task, population, cfg.seed, pid)[0]
         result = StepResult(

@@ -27,8 +27,6 @@ class MissingDependencyError(UsageError):
     """An optional dependency is not installed; the message names the pip command."""
 
     def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed; run: pip install 'recursa[{extra}]'"
-        )
+        super().__init__(f"{package} is not installed; run: pip install 'recursa[{extra}]'")
         self.package = package
         self.extra = extra

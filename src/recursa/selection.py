@@ -29,8 +29,10 @@ def cluster_answers(task: Task, answers: list[str | None]) -> list[Cluster]:
         key = task.key(ans)
         found = by_key.get(key)
         if found is None:
-            found = next((c for c in clusters if c.answer is not None
-                          and task.equivalent(c.answer, ans)), None)
+            found = next(
+                (c for c in clusters if c.answer is not None and task.equivalent(c.answer, ans)),
+                None,
+            )
         if found is None:
             found = Cluster(ans, [])
             clusters.append(found)

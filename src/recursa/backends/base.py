@@ -68,5 +68,5 @@ class Backend(abc.ABC):
     async def generate(self, request: GenerationRequest) -> Completion:
         """One completion; raise RetryableError for transient faults, BackendError otherwise."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections or models."""

@@ -44,7 +44,9 @@ class LlamaCppBackend(Backend):
     default_concurrency = 1
 
     def __init__(
-        self, model_path: str | Path | None = None, n_ctx: int | None = None,
+        self,
+        model_path: str | Path | None = None,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
     ) -> None:
         if model_path:

@@ -129,9 +129,11 @@ class OpenAIBackend(Backend):
         return Completion(
             text=str(text),
             finish_reason=str(choice.get("finish_reason") or "stop"),
-            prompt_tokens=int(prompt_tokens) if prompt_tokens is not None
+            prompt_tokens=int(prompt_tokens)
+            if prompt_tokens is not None
             else self.count_tokens(request.prompt_text()),
-            completion_tokens=int(completion_tokens) if completion_tokens is not None
+            completion_tokens=int(completion_tokens)
+            if completion_tokens is not None
             else self.count_tokens(str(text)),
         )
 
@@ -145,6 +147,9 @@ def from_config(config: BackendConfig) -> OpenAIBackend:
         raise UsageError("the openai backend needs --base-url (or OPENAI_BASE_URL)")
     key = config.api_key.get_secret_value() if config.api_key else os.environ.get("OPENAI_API_KEY")
     return OpenAIBackend(
-        base_url, model=config.model, api_key=key, timeout=config.timeout,
+        base_url,
+        model=config.model,
+        api_key=key,
+        timeout=config.timeout,
         context_tokens=config.context_tokens,
     )

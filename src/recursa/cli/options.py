@@ -48,14 +48,22 @@ def add_model_flags(
         desc = field.description or ""
         if kind is bool:
             parser.add_argument(
-                *flags, dest=name, action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS, help=f"{desc} (default: {default})",
+                *flags,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"{desc} (default: {default})",
             )
             continue
         shown = "" if default is None else f" (default: {default})"
         parser.add_argument(
-            *flags, dest=name, type=kind, choices=choices, default=argparse.SUPPRESS,
-            metavar=None if choices else name.upper(), help=f"{desc}{shown}",
+            *flags,
+            dest=name,
+            type=kind,
+            choices=choices,
+            default=argparse.SUPPRESS,
+            metavar=None if choices else name.upper(),
+            help=f"{desc}{shown}",
         )
 
 
@@ -66,7 +74,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     backend = parser.add_argument_group("backend settings")
     add_model_flags(backend, BackendConfig)
     parser.add_argument(
-        "--config", metavar="FILE", default=None,
+        "--config",
+        metavar="FILE",
+        default=None,
         help="YAML file of settings (same names as the flags); flags override it",
     )
 

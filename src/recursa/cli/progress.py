@@ -32,7 +32,11 @@ class SolveProgress:
         self.steps = steps
         self.show_population = show_population
         self.bar = tqdm(
-            total=total, desc="step 1", unit="gen", file=sys.stderr, disable=not enabled,
+            total=total,
+            desc="step 1",
+            unit="gen",
+            file=sys.stderr,
+            disable=not enabled,
             dynamic_ncols=True,
         )
         self.tokens = 0

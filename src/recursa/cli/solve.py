@@ -25,10 +25,14 @@ def register(sub: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("question", help="the question; '-' reads it from standard input")
-    p.add_argument("--show-population", action="store_true",
-                   help="print every candidate of every step")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (answer, text, steps, usage, config)")
+    p.add_argument(
+        "--show-population", action="store_true", help="print every candidate of every step"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (answer, text, steps, usage, config)",
+    )
     add_settings_flags(p)
     p.set_defaults(run=run)
 
@@ -40,14 +44,22 @@ def run(args: argparse.Namespace) -> int:
     rsa, backend = configs_from_args(args)
     model = create_backend(backend)  # load first: a bad model fails before any progress bar
     progress = SolveProgress(
-        total=rsa.n * rsa.t, steps=rsa.t, enabled=not args.quiet and not args.json,
+        total=rsa.n * rsa.t,
+        steps=rsa.t,
+        enabled=not args.quiet and not args.json,
         show_population=args.show_population,
     )
     try:
-        result = asyncio.run(solve_async(
-            question, backend=model, rsa=rsa, backend_config=backend,
-            on_step=progress.on_step, on_generation=progress.on_generation,
-        ))
+        result = asyncio.run(
+            solve_async(
+                question,
+                backend=model,
+                rsa=rsa,
+                backend_config=backend,
+                on_step=progress.on_step,
+                on_generation=progress.on_generation,
+            )
+        )
     finally:
         progress.close()
         asyncio.run(model.aclose())
@@ -57,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, ensure_ascii=False))
         return 0
     print(f"Final answer: {result.answer if result.answer is not None else '(none extracted)'}")
-    print(f"({result.usage['generations']} generations, {result.usage['prompt_tokens']} prompt "
-          f"+ {result.usage['completion_tokens']} completion tokens)")
+    print(
+        f"({result.usage['generations']} generations, {result.usage['prompt_tokens']} prompt "
+        f"+ {result.usage['completion_tokens']} completion tokens)"
+    )
     print("\n" + result.text.strip())
     return 0
