@@ -6,8 +6,10 @@ Majority voting uses normalised exact string equality: these answers are order-s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, normalize_text
@@ -35,12 +37,42 @@ def _entry(meta: dict[str, Any]) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
-    """The task's own `score_answer` (raises on unknown datasets, like reasoning_gym does)."""
+#: Datasets whose scorers compare against tuple-of-tuples grids in the entry's metadata; an
+#: entry that went through JSON holds lists instead, and a correct answer would score 0.05.
+_TUPLE_GRID_DATASETS = frozenset({"arc_agi", "rearc"})
+
+
+def _tuple_grid(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(row, (list, tuple)) for row in value):
+        return tuple(tuple(row) for row in value)
+    return value
+
+
+def restore_entry(dataset_name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Undo what a JSON round trip changed in an entry where the task's scorer cares."""
+    if dataset_name not in _TUPLE_GRID_DATASETS or not isinstance(entry.get("metadata"), dict):
+        return entry
+    metadata = dict(entry["metadata"])
+    for key in ("input", "output"):
+        if key in metadata:
+            metadata[key] = _tuple_grid(metadata[key])
+    return {**entry, "metadata": metadata}
+
+
+@functools.cache
+def score_answer_fn(dataset_name: str) -> Callable[[str | None, dict[str, Any]], float]:
+    """The dataset's `score_answer`, built once (some datasets load data files to build)."""
     import reasoning_gym
 
-    score_fn = reasoning_gym.get_score_answer_fn(dataset_name)
-    return float(score_fn(answer, entry))
+    fn: Callable[[str | None, dict[str, Any]], float] = reasoning_gym.get_score_answer_fn(
+        dataset_name
+    )
+    return fn
+
+
+def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
+    """The task's own `score_answer` (raises on unknown datasets, like reasoning_gym does)."""
+    return float(score_answer_fn(dataset_name)(answer, restore_entry(dataset_name, entry)))
 
 
 def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]) -> Grade:
