@@ -12,11 +12,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference
+from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, not_text
+from recursa.tasks.reasoning_gym import tagged_spans
 
 Grid = list[list[int]]
 
-_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _CELL_SEPARATORS = re.compile(r"[\s,\[\]]+")
 _FENCE = re.compile(r"^`{3,}\w*$")
 
@@ -70,7 +70,7 @@ def parse_grid(text: str) -> tuple[Grid | None, str]:
 
 def extract_grid(text: str) -> tuple[Grid | None, str]:
     """The grid in the last non-empty <answer> span (an echoed instruction is not an answer)."""
-    spans = [s for s in _TAG.findall(text) if s.strip()]
+    spans = [s for s in tagged_spans(text) if s.strip()]
     if not spans:
         return None, "no <answer> grid found in the completion"
     return parse_grid(spans[-1])
@@ -111,12 +111,14 @@ def arc_problem_error(problem: Problem) -> str | None:
 
 
 def arc_problem(pid: str, train: Sequence[Any], test_input: Any, answer: Any) -> Problem:
-    """A Problem whose question is the rendered grids; meta keeps the grids themselves.
-    Invalid grids leave the question empty: `arc_problem_error` then says what is wrong."""
+    """A Problem whose question is the rendered grids and whose answer is the rendered output
+    grid (text, like every other task's reference); meta keeps the grids themselves. Invalid
+    grids leave the question empty: `arc_problem_error` then says what is wrong."""
+    answer_grid = as_grid(answer)
     problem = Problem(
         id=pid,
         question="",
-        answer=as_grid(answer),
+        answer=render_grid(answer_grid) if answer_grid is not None else None,
         task="arc",
         meta={
             "train": [
@@ -135,6 +137,8 @@ def arc_problem(pid: str, train: Sequence[Any], test_input: Any, answer: Any) ->
 
 def grade_arc(completion: str, reference: object) -> Grade:
     """1.0 when the answer grid equals the reference exactly; 0.0 and why otherwise."""
+    if not isinstance(completion, str):
+        return not_text(completion)
     grid, why = extract_grid(completion)
     if grid is None:
         return no_answer() if why.startswith("no <answer>") else Grade(0.0, None, why)
@@ -165,7 +169,7 @@ class ArcTask(Task):
         return (
             "Think it through, then give the test output grid between <answer></answer> tags, "
             "in the same format as the grids above: one row per line, one digit per cell, "
-            "for example\n<answer>\n012\n340\n</answer>"
+            "no spaces."
         )
 
     def extract(self, text: str) -> str | None:

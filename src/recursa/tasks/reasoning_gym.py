@@ -12,15 +12,38 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, normalize_text
+from recursa.tasks.base import (
+    Grade,
+    Problem,
+    Task,
+    no_answer,
+    no_reference,
+    normalize_text,
+    not_text,
+)
 
-_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
+
+
+def tagged_spans(text: str) -> list[str]:
+    """The contents of `<answer>...</answer>` pairs, in order. Each closing tag pairs with the
+    nearest opening tag before it, so `<answer> and <answer>42</answer>` gives "42". One
+    linear scan, whatever the completion holds."""
+    spans: list[str] = []
+    open_end: int | None = None
+    for tag in _TAG.finditer(text):
+        if not tag.group(1):
+            open_end = tag.end()
+        elif open_end is not None:
+            spans.append(text[open_end : tag.start()])
+            open_end = None
+    return spans
 
 
 def extract_tagged(text: str) -> str | None:
     """The last non-empty `<answer>` span. The last, not the first: a completion that echoes
     the instruction ("<answer> and </answer>") must not parse as "and"."""
-    for candidate in reversed(_TAG.findall(text)):
+    for candidate in reversed(tagged_spans(text)):
         value = candidate.strip()
         if value:
             return value
@@ -77,6 +100,8 @@ def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, An
 
 def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]) -> Grade:
     """Score with the generator's scorer when the row carries its entry; else exact match."""
+    if not isinstance(completion, str):
+        return not_text(completion)
     answer = extract_tagged(completion)
     if answer is None:
         return no_answer()
