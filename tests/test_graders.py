@@ -249,3 +249,28 @@ def test_graders_never_raise(text: str) -> None:
         assert 0.0 <= grade.score <= 1.0
         if grade.score == 0.0:
             assert grade.reason
+
+
+# ---- the answer-format instructions through the engine ------------------------------------
+
+
+def test_mock_aggregates_the_candidates_answers_not_the_format_text() -> None:
+    # The aggregation prompt names the format ("<answer></answer> tags") before the
+    # candidates; the simulated model must not glue that empty pair onto a candidate's answer.
+    from recursa.backends.base import GenerationRequest
+    from recursa.backends.mock import MockBackend
+    from recursa.prompts import aggregation_messages
+
+    problem = Problem(id="p", question="How many steps?", answer="5", task="rg")
+    shown = ["I count <answer>9</answer>", "So <answer>8</answer>", "Then <answer>8</answer>"]
+    one_each = ["I count <answer>9</answer>", "So <answer>8</answer>"]
+    messages = aggregation_messages(get_task("rg"), problem, shown)
+    request = GenerationRequest(messages=messages, max_tokens=64, seed=1, key="p/2/0")
+    mock = MockBackend(accuracy=0.0, quality=1.0, words=3)
+    text = mock.simulate(request)
+    assert text.count("<answer>") == 1
+    assert text.endswith("<answer>8</answer>")  # the commonest answer shown
+    messages = aggregation_messages(get_task("rg"), problem, one_each)
+    tie = mock.simulate(GenerationRequest(messages=messages, max_tokens=64, seed=1, key="k"))
+    assert tie.count("<answer>") == 1
+    assert tie.endswith("<answer>9</answer>")  # a tie goes to the first shown

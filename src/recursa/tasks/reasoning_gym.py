@@ -123,9 +123,10 @@ class ReasoningGymTask(Task):
     answer_format = "the final answer between <answer></answer> tags"
 
     def format_instruction(self, problem: Problem) -> str:
+        # No filled-in example: a model (or the mock) may copy "<answer>your answer</answer>"
+        # as if it were a candidate's answer; an empty tag pair is never read as an answer.
         return (
-            "Think step by step, then give only your final answer between <answer></answer> "
-            "tags, for example <answer>your answer</answer>."
+            "Think step by step, then give only your final answer between <answer></answer> tags."
         )
 
     def extract(self, text: str) -> str | None:
