@@ -25,7 +25,6 @@ def register(sub: Any) -> None:
         epilog="benchmarks: "
         + "; ".join(f"{k}: {v}" for k, v in BENCHMARKS.items())
         + "; rg:TASK[,TASK...]: Reasoning Gym tasks; or a .jsonl/.json/.parquet file",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("benchmark", help="benchmark name, rg:TASK[,TASK...], or a local file")
     p.add_argument(
@@ -44,7 +43,7 @@ def register(sub: Any) -> None:
         help="generated problems: per task for rg:, in all for rg-games/rg-cognition and "
         "supergpqa (use the values the completions were made with)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of procedural generation (rg)")
+    p.add_argument("--seed", type=int, default=0, help="generation seed (rg; default 0)")
     p.add_argument(
         "--strict",
         action="store_true",
