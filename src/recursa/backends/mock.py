@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 Script = Callable[[GenerationRequest], str] | Sequence[str]
 
 _BOXED = re.compile(r"\\boxed\{([^{}]+)\}")
-_TAGGED = re.compile(r"<answer>(.+?)</answer>", re.DOTALL)
+# A span holds no tag itself: the instruction's empty "<answer></answer>" must not pair with
+# the next candidate's closing tag.
+_TAGGED = re.compile(r"<answer>((?:(?!</?answer>).)+)</answer>", re.DOTALL)
 _FINAL = re.compile(r"^Final answer:[ \t]*(\S.*)$", re.MULTILINE)
 
 
