@@ -136,6 +136,7 @@ def write_plots(runs: list[RunData], out_dir: str | Path) -> list[Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise MissingDependencyError("matplotlib", "eval") from exc
     out = Path(out_dir)
@@ -151,6 +152,7 @@ def write_plots(runs: list[RunData], out_dir: str | Path) -> list[Path]:
             ys = [100.0 * line[key] for line in run.lines]
             ax.plot(steps, ys, style, marker="o", color=colors[i % len(colors)], label=label)
     ax.set(xlabel="step", ylabel="accuracy (%)", title="Accuracy by step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
