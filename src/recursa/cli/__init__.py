@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "solve": "recursa.cli.solve",
     "eval": "recursa.cli.eval",
     "report": "recursa.cli.report",
+    "serve": "recursa.cli.serve",
 }
 
 
