@@ -39,15 +39,31 @@ class StepRecord:
     prompt_tokens: list[int] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
 
+    def compact(self) -> StepRecord:
+        """The numbers only (no answer texts), as the metrics keep them for every problem."""
+        return StepRecord(
+            self.step,
+            [],
+            [],
+            self.correct,
+            [],
+            None,
+            self.majority_correct,
+            self.top2_correct,
+            self.agreement,
+            self.prompt_tokens,
+            self.completion_tokens,
+        )
+
     def carried(self, step: int) -> StepRecord:
         """This population standing in for a later step it did not run (no new tokens)."""
         return StepRecord(
             step,
-            self.answers,
-            self.scores,
+            [],
+            [],
             self.correct,
-            self.reasons,
-            self.majority_answer,
+            [],
+            None,
             self.majority_correct,
             self.top2_correct,
             self.agreement,
@@ -119,7 +135,7 @@ class MetricsBook:
         self.outcomes: dict[int, Outcome] = {}
 
     def add(self, index: int, outcome: Outcome) -> None:
-        records = list(outcome.steps)
+        records = [r.compact() for r in outcome.steps]
         while len(records) < self.steps:  # early stop: the last population stands
             records.append(records[-1].carried(len(records) + 1))
         outcome.steps = records

@@ -308,11 +308,12 @@ async def _evaluate(
     current = run_settings(name, cfg, bcfg, ev, info)
     if recorded is not None:
         check_same_run(recorded, current)
+    # settings.json first: a process killed at any later point leaves a resumable run.
+    write_json(run_dir.file(SETTINGS), current)
     journal = Journal(run_dir.file(JOURNAL))
     try:
-        if recorded is None:
-            journal.set_meta("settings", json.dumps(current, sort_keys=True))
-        write_json(run_dir.file(SETTINGS), current)
+        if journal.get_meta("settings") is None:
+            journal.set_meta("settings", json.dumps(recorded or current, sort_keys=True))
         journal.begin_session()
         return await _execute(
             problems, dataset, current, run_dir, journal, backend, cfg, bcfg, ev, show_progress
