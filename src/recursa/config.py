@@ -35,7 +35,8 @@ class RSAConfig(BaseModel):
     )
     early_stop: str | None = Field(
         None,
-        description="Stop refining once answers agree for two steps: 'unanimous' or 'agree:F'.",
+        description="Stop refining a problem once the same answer holds all ('unanimous') or a "
+        "share F > 0.5 ('agree:F') of the population at two steps running (default off).",
     )
     sync_steps: bool = Field(
         False,
@@ -55,7 +56,8 @@ class RSAConfig(BaseModel):
 
 
 def early_stop_fraction(rule: str) -> float:
-    """The agreement fraction an early-stop rule asks for ('unanimous' is 1.0)."""
+    """The agreement fraction an early-stop rule asks for ('unanimous' is 1.0). F must be a
+    strict majority (over 0.5): a smaller share can be tied with another answer's."""
     if rule == "unanimous":
         return 1.0
     if rule.startswith("agree:"):
@@ -63,9 +65,9 @@ def early_stop_fraction(rule: str) -> float:
             value = float(rule.split(":", 1)[1])
         except ValueError:
             value = -1.0
-        if 0.0 < value <= 1.0:
+        if 0.5 < value <= 1.0:
             return value
-    raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0 < F <= 1, not {rule!r}")
+    raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0.5 < F <= 1, not {rule!r}")
 
 
 BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
