@@ -43,3 +43,17 @@ def test_no_gain_without_aggregation_quality() -> None:
 def test_outputs_are_deterministic_for_a_seed() -> None:
     assert mean_accuracy_by_step(0.6, seed=1) == mean_accuracy_by_step(0.6, seed=1)
     assert mean_accuracy_by_step(0.6, seed=1) != mean_accuracy_by_step(0.6, seed=2)
+
+
+def test_filler_words_are_those_of_one_randrange_draw_each() -> None:
+    """The simulated model's filler text is fixed by its seeded draws: the batched drawing
+    gives the same words as drawing randrange(1000) once per word."""
+    import random
+
+    from recursa.backends.mock import _filler
+
+    for seed in range(300):
+        for count in (0, 1, 40, 120):
+            rng = random.Random(seed)
+            expected = " ".join(f"step{rng.randrange(1000)}" for _ in range(count))
+            assert _filler(random.Random(seed), count) == expected

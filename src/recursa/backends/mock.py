@@ -14,7 +14,9 @@ id. Every output is a deterministic function of the request (its seed, key and m
 from __future__ import annotations
 
 import asyncio
+import random
 import re
+import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -68,6 +70,24 @@ def _render(answer: str, fmt: str) -> str:
     return f"Final answer: {answer}"
 
 
+_WORDS = [f"step{i}" for i in range(1000)]
+_ACCEPT_BELOW = 1000 << 22
+
+
+def _filler(rng: random.Random, count: int) -> str:
+    """`count` words "step<n>", with n drawn exactly as `rng.randrange(1000)` draws it, but
+    without a Python call per draw: randrange(1000) takes the top 10 bits of one 32-bit output
+    of the generator and redraws while they are 1000 or more, and getrandbits(32 * m) returns
+    m such outputs, least significant first. Only the generator's state afterwards may differ
+    (it can run ahead), and nothing draws from it later."""
+    words: list[str] = []
+    while len(words) < count:
+        m = count - len(words) + 4
+        outputs = struct.unpack(f"<{m}I", rng.getrandbits(32 * m).to_bytes(4 * m, "little"))
+        words += [_WORDS[v >> 22] for v in outputs if v < _ACCEPT_BELOW]
+    return " ".join(words[:count])
+
+
 class MockBackend(Backend):
     """Scripted outputs (a function of the request, or a list used in call order) or the
     simulated model described in the module docstring."""
@@ -82,6 +102,7 @@ class MockBackend(Backend):
         latency: float = 0.0,
         words: int = 40,
         context_tokens: int | None = None,
+        keep_calls: bool = True,
     ) -> None:
         self.script = script
         self.accuracy = accuracy
@@ -89,7 +110,12 @@ class MockBackend(Backend):
         self.latency = latency
         self.words = words
         self._context_tokens = context_tokens
+        #: Every request, in call order, when `keep_calls` (for tests); the registered backend
+        #: keeps none, so a long evaluation holds no request after it is answered.
+        self.keep_calls = keep_calls
         self.calls: list[GenerationRequest] = []
+        #: Requests answered so far (kept or not).
+        self.call_count = 0
 
     @property
     def description(self) -> str:
@@ -136,17 +162,19 @@ class MockBackend(Backend):
             answer = truth
         else:
             answer = self._wrong(truth, rng.randrange(3))
-        filler = " ".join(f"step{rng.randrange(1000)}" for _ in range(self.words))
+        filler = _filler(rng, self.words)
         return f"Let me reason about this. {filler}\n{_render(answer, fmt)}"
 
     def _scripted(self, request: GenerationRequest) -> str:
         assert self.script is not None
         if callable(self.script):
             return self.script(request)
-        return self.script[(len(self.calls) - 1) % len(self.script)]
+        return self.script[(self.call_count - 1) % len(self.script)]
 
     async def generate(self, request: GenerationRequest) -> Completion:
-        self.calls.append(request)
+        self.call_count += 1
+        if self.keep_calls:
+            self.calls.append(request)
         if self.latency:
             await asyncio.sleep(self.latency)
         text = self._scripted(request) if self.script is not None else self.simulate(request)
@@ -164,4 +192,5 @@ def from_config(config: BackendConfig) -> MockBackend:
         quality=config.mock_quality,
         latency=config.mock_latency,
         context_tokens=config.context_tokens,
+        keep_calls=False,
     )
