@@ -9,13 +9,16 @@ Reasoning Gym scorers give, are recorded but count as wrong). Per step, over pro
 - pass_at_2 (ARC problems only): either of the two largest clusters is correct;
 - tokens: prompt and completion totals, means and medians per generation at that step.
 A problem that stopped early (early stop) keeps its last population for the later steps.
-Every mean is summed in problem order, so a resumed run gives bit-identical numbers.
+`MetricsBook` keeps running totals, not the records: memory does not grow with problems or
+steps. The sums are exact (integers, fractions, token histograms), so the numbers do not
+depend on the order problems finish in and a resumed run gives bit-identical numbers.
 """
 
 from __future__ import annotations
 
-import statistics
+from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from recursa.result import StepResult
@@ -38,36 +41,6 @@ class StepRecord:
     agreement: float
     prompt_tokens: list[int] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
-
-    def compact(self) -> StepRecord:
-        """The numbers only (no answer texts), as the metrics keep them for every problem."""
-        return StepRecord(
-            self.step,
-            [],
-            [],
-            self.correct,
-            [],
-            None,
-            self.majority_correct,
-            self.top2_correct,
-            self.agreement,
-            self.prompt_tokens,
-            self.completion_tokens,
-        )
-
-    def carried(self, step: int) -> StepRecord:
-        """This population standing in for a later step it did not run (no new tokens)."""
-        return StepRecord(
-            step,
-            [],
-            [],
-            self.correct,
-            [],
-            None,
-            self.majority_correct,
-            self.top2_correct,
-            self.agreement,
-        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,64 +88,140 @@ class Outcome:
     verify_completion_tokens: int = 0
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
-def _token_stats(prefix: str, counts: list[int]) -> dict[str, Any]:
+def _token_stats(prefix: str, counts: TokenCounts) -> dict[str, Any]:
     return {
-        f"{prefix}_tokens": sum(counts),
-        f"{prefix}_tokens_mean": _mean([float(c) for c in counts]),
-        f"{prefix}_tokens_median": float(statistics.median(counts)) if counts else 0.0,
+        f"{prefix}_tokens": counts.total,
+        f"{prefix}_tokens_mean": counts.mean(),
+        f"{prefix}_tokens_median": counts.median(),
     }
 
 
+class TokenCounts:
+    """Token counts of many generations as a histogram (count -> generations): exact sums,
+    means and medians in memory bounded by the number of distinct counts, not generations."""
+
+    def __init__(self) -> None:
+        self.histogram: Counter[int] = Counter()
+        self.n = 0
+        self.total = 0
+
+    def add(self, counts: list[int]) -> None:
+        self.histogram.update(counts)
+        self.n += len(counts)
+        self.total += sum(counts)
+
+    def merge(self, other: TokenCounts) -> None:
+        self.histogram.update(other.histogram)
+        self.n += other.n
+        self.total += other.total
+
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    def median(self) -> float:
+        """As `statistics.median` over the expanded counts (the mean of the middle two when
+        their number is even)."""
+        if not self.n:
+            return 0.0
+        wanted = [(self.n - 1) // 2, self.n // 2]  # positions of the middle value(s)
+        found: list[int] = []
+        seen = 0
+        for value in sorted(self.histogram):
+            seen += self.histogram[value]
+            while wanted and wanted[0] < seen:
+                found.append(value)
+                wanted.pop(0)
+            if not wanted:
+                break
+        return float(found[0]) if found[0] == found[1] else (found[0] + found[1]) / 2
+
+
+class _StepTotals:
+    """One step's sums over the problems added so far. Correctness sums are exact (integers
+    and fractions), so the metrics do not depend on the order problems finish in."""
+
+    def __init__(self) -> None:
+        self.problems = 0
+        self.mean_acc = Fraction(0)
+        self.pass_at_n = 0
+        self.majority = 0
+        self.arc = 0
+        self.top2 = 0
+        self.prompt = TokenCounts()
+        self.completion = TokenCounts()
+
+    def add(self, record: StepRecord, is_arc: bool, ran: bool) -> None:
+        self.problems += 1
+        if record.correct:
+            self.mean_acc += Fraction(sum(record.correct), len(record.correct))
+        self.pass_at_n += any(record.correct)
+        self.majority += record.majority_correct
+        if is_arc:
+            self.arc += 1
+            self.top2 += record.top2_correct
+        if ran:
+            self.prompt.add(record.prompt_tokens)
+            self.completion.add(record.completion_tokens)
+
+
+def _share(part: Fraction | int, whole: int) -> float:
+    return float(Fraction(part) / whole) if whole else 0.0
+
+
 class MetricsBook:
-    """Outcomes by problem index; lines per step and the final summary, in index order."""
+    """Per-step and final metrics, kept as running totals: adding a problem folds its graded
+    steps in, so memory does not grow with the number of problems or steps. The totals are
+    exact, so equal inputs give bit-identical numbers whatever order problems arrive in."""
 
     def __init__(self, steps: int) -> None:
         self.steps = steps
-        self.outcomes: dict[int, Outcome] = {}
+        self._totals = [_StepTotals() for _ in range(steps)]
+        self.problems = 0
+        self._final_correct = 0
+        self._verified = Fraction(0)
+        self._verified_n = 0
+        self._verify_prompt = 0
+        self._verify_completion = 0
 
     def add(self, index: int, outcome: Outcome) -> None:
-        records = [r.compact() for r in outcome.steps]
-        while len(records) < self.steps:  # early stop: the last population stands
-            records.append(records[-1].carried(len(records) + 1))
-        outcome.steps = records
-        self.outcomes[index] = outcome
-
-    def _ordered(self) -> list[Outcome]:
-        return [self.outcomes[i] for i in sorted(self.outcomes)]
+        """Fold in one finished problem (`index`, its place in the dataset, is not needed for
+        the sums; it is kept in the signature for callers that track order)."""
+        records = outcome.steps
+        for t, totals in enumerate(self._totals):
+            ran = t < len(records)
+            # early stop: the last population stands for the steps not run (no new tokens)
+            totals.add(records[t] if ran else records[-1], outcome.is_arc, ran)
+        self.problems += 1
+        self._final_correct += outcome.final_correct
+        if outcome.verified_acc is not None:
+            self._verified += Fraction(outcome.verified_acc)
+            self._verified_n += 1
+        self._verify_prompt += outcome.verify_prompt_tokens
+        self._verify_completion += outcome.verify_completion_tokens
 
     def step_lines(self) -> list[dict[str, Any]]:
         """One metrics line per step (metrics.jsonl)."""
-        outcomes = self._ordered()
         lines, cumulative = [], 0
-        for t in range(self.steps):
-            recs = [o.steps[t] for o in outcomes]
-            prompt = [n for r in recs for n in r.prompt_tokens]
-            completion = [n for r in recs for n in r.completion_tokens]
-            cumulative += sum(prompt) + sum(completion)
+        for t, s in enumerate(self._totals):
+            cumulative += s.prompt.total + s.completion.total
             line: dict[str, Any] = {
                 "step": t + 1,
-                "problems": len(recs),
-                "mean_acc": _mean([_mean([float(c) for c in r.correct]) for r in recs]),
-                "pass_at_n": _mean([float(any(r.correct)) for r in recs]),
-                "majority_acc": _mean([float(r.majority_correct) for r in recs]),
+                "problems": s.problems,
+                "mean_acc": _share(s.mean_acc, s.problems),
+                "pass_at_n": _share(s.pass_at_n, s.problems),
+                "majority_acc": _share(s.majority, s.problems),
             }
-            arc = [r for r, o in zip(recs, outcomes, strict=True) if o.is_arc]
-            if arc:
-                line["pass_at_2"] = _mean([float(r.top2_correct) for r in arc])
-            line["generations"] = len(completion)
-            line.update(_token_stats("prompt", prompt))
-            line.update(_token_stats("completion", completion))
+            if s.arc:
+                line["pass_at_2"] = _share(s.top2, s.arc)
+            line["generations"] = s.completion.n
+            line.update(_token_stats("prompt", s.prompt))
+            line.update(_token_stats("completion", s.completion))
             line["cumulative_tokens"] = cumulative
             lines.append(line)
         return lines
 
     def final(self) -> dict[str, Any]:
         """Final metrics: the last step's, the selected answers' accuracy, token totals."""
-        outcomes = self._ordered()
         lines = self.step_lines()
         last = dict(lines[-1]) if lines else {}
         out: dict[str, Any] = {
@@ -180,16 +229,17 @@ class MetricsBook:
             for key in ("mean_acc", "pass_at_n", "majority_acc", "pass_at_2")
             if key in last
         }
-        out["final_acc"] = _mean([float(o.final_correct) for o in outcomes])
-        verified = [o.verified_acc for o in outcomes if o.verified_acc is not None]
-        if verified:
-            out["verified_acc"] = _mean(verified)
-        prompt = [n for o in outcomes for r in o.steps for n in r.prompt_tokens]
-        completion = [n for o in outcomes for r in o.steps for n in r.completion_tokens]
-        out["generations"] = len(completion)
+        out["final_acc"] = _share(self._final_correct, self.problems)
+        if self._verified_n:
+            out["verified_acc"] = _share(self._verified, self._verified_n)
+        prompt, completion = TokenCounts(), TokenCounts()
+        for s in self._totals:
+            prompt.merge(s.prompt)
+            completion.merge(s.completion)
+        out["generations"] = completion.n
         out.update(_token_stats("prompt", prompt))
         out.update(_token_stats("completion", completion))
-        if verified:
-            out["verify_prompt_tokens"] = sum(o.verify_prompt_tokens for o in outcomes)
-            out["verify_completion_tokens"] = sum(o.verify_completion_tokens for o in outcomes)
+        if self._verified_n:
+            out["verify_prompt_tokens"] = self._verify_prompt
+            out["verify_completion_tokens"] = self._verify_completion
         return out

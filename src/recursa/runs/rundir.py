@@ -39,6 +39,19 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     )
 
 
+def reorder_lines(path: Path, spans: Iterable[tuple[int, int]]) -> None:
+    """Rewrite `path` atomically as the byte spans (offset, length) of its lines, in the
+    given order, reading one line at a time (memory bounded by the longest line)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with path.open("rb") as src, tmp.open("wb") as dst:
+        for offset, length in spans:
+            src.seek(offset)
+            dst.write(src.read(length))
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, path)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

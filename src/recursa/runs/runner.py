@@ -40,7 +40,7 @@ from recursa.runs.rundir import (
     SETTINGS,
     SUMMARY,
     RunDir,
-    read_jsonl,
+    reorder_lines,
     write_json,
     write_jsonl,
     write_text_atomic,
@@ -141,11 +141,14 @@ class _Run:
         journal: Journal,
         dispatcher: Dispatcher,
         progress: EvalProgress,
-        problems_out: IO[str],
+        problems_out: IO[bytes],
     ) -> None:
         self.problems, self.cfg, self.bcfg, self.ev = problems, cfg, bcfg, ev
         self.journal, self.dispatcher, self.progress = journal, dispatcher, progress
         self.out = problems_out
+        #: Where each problem's line is in problems.jsonl: (offset, length) by dataset index.
+        self.spans: dict[int, tuple[int, int]] = {}
+        self._written = 0
         self.book = MetricsBook(cfg.t)
         self.index = {p.id: i for i, p in enumerate(problems)}
         self.graded: dict[str, list[StepRecord]] = {}
@@ -221,8 +224,11 @@ class _Run:
         }
         if verify is not None:
             record["verify"] = verify
-        self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        self.out.write(line)
         self.out.flush()
+        self.spans[self.index[problem.id]] = (self._written, len(line))
+        self._written += len(line)
         self.book.add(self.index[problem.id], outcome)
         self.progress.done(problem)
 
@@ -357,15 +363,15 @@ async def _execute(
     progress = EvalProgress(len(problems), cfg.t, show_progress, lambda: journal.requested_tokens)
     try:
         dispatcher = Dispatcher(model, concurrency=bcfg.concurrency, max_retries=bcfg.max_retries)
-        with run_dir.file(PROBLEMS).open("w", encoding="utf-8") as out:
+        with run_dir.file(PROBLEMS).open("wb") as out:
             session = _Run(problems, cfg, bcfg, ev, journal, dispatcher, progress, out)
             await session.run()
     finally:
         progress.close()
         if not isinstance(backend, Backend):
             await model.aclose()
-    records = sorted(read_jsonl(run_dir.file(PROBLEMS)), key=lambda r: int(r["index"]))
-    write_jsonl(run_dir.file(PROBLEMS), records)
+    # problems.jsonl, streamed in finishing order, is rewritten in dataset order line by line
+    reorder_lines(run_dir.file(PROBLEMS), (session.spans[i] for i in sorted(session.spans)))
     lines = session.book.step_lines()
     write_jsonl(run_dir.file(METRICS), lines)
     journal.end_session()
