@@ -28,6 +28,8 @@ def strip_think(text: str) -> str:
     """Remove reasoning blocks. Closed `<think>...</think>` blocks go; text before a stray
     closing tag (templates that omit the opening one) goes; an unclosed `<think>` (a trace cut
     off by max tokens) loses only the tag, since its content is all there is."""
+    if "think>" not in text.lower():  # no tag at all: the common case, kept cheap
+        return text.strip()
     text = _THINK_BLOCK.sub("", text)
     lower = text.lower()
     if "</think>" in lower:

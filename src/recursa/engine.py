@@ -176,7 +176,12 @@ class Engine:
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             texts = shown if self.config.keep_think else [strip_think(t) for t in shown]
-            overhead = self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
+            # The prompt without candidates, counted only when a context window bounds it.
+            overhead = (
+                self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
+                if self.context_tokens is not None
+                else 0
+            )
             fitted = fit_candidates(
                 texts, overhead, self.context_tokens, self.config.max_tokens, self._count
             )

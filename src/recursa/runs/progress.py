@@ -35,6 +35,8 @@ class EvalProgress:
         )
 
     def _refresh(self) -> None:
+        if self.bar.disable:
+            return
         steps = sorted(self._current.values())
         where = f"step {steps[0]}-{steps[-1]}/{self.steps}" if steps else "finishing"
         if steps and steps[0] == steps[-1]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -51,8 +52,10 @@ _STRIP = [
 ]
 
 
+@functools.lru_cache(maxsize=16384)
 def math_key(answer: str) -> str:
-    """A cheap normal form (spacing, \\left/\\right, dfrac, degree signs, trailing dots)."""
+    """A cheap normal form (spacing, \\left/\\right, dfrac, degree signs, trailing dots).
+    Cached: a vote or a grade asks for the same few answers' keys over and over."""
     s = answer.strip().strip("$")
     for pattern, repl in _STRIP:
         s = pattern.sub(repl, s)
