@@ -95,6 +95,17 @@ class BackendConfig(BaseModel):
     max_retries: int = Field(
         6, ge=0, description="Retries of a failed request (429, 5xx, timeouts, dropped links)."
     )
+    retry_base_delay: float = Field(
+        0.5,
+        ge=0.0,
+        description="Seconds of the first retry's back-off; doubled per retry, full jitter.",
+    )
+    retry_max_delay: float = Field(
+        30.0,
+        ge=0.0,
+        description="Longest back-off between retries in seconds (a Retry-After may ask up to "
+        "4 times this).",
+    )
     context_tokens: int | None = Field(
         None, ge=64, description="Context window in tokens used to fit aggregation prompts."
     )
@@ -155,6 +166,8 @@ def validation_message(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()))
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if loc and "key" in loc:  # api_key, upstream_api_key: never echo a secret
+        return f"invalid setting {loc}: {msg}"
     if loc:
         return f"invalid setting {loc}={err.get('input')!r}: {msg}"
     return msg

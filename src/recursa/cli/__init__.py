@@ -58,9 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"recursa: error: {validation_message(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the user's files or disk: a full disk, a path not writable
+        print(f"recursa: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("recursa: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_message(exc: OSError) -> str:
+    """One sentence from an OSError: what failed, and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{what}: {exc.filename}" if exc.filename else what
 
 
 if __name__ == "__main__":  # pragma: no cover

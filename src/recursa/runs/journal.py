@@ -11,6 +11,7 @@ Requests hold no API key, and the journal stores no key: only a hash of the requ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -60,6 +61,12 @@ def request_hash(request: GenerationRequest) -> str:
     return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    """SQLite's (possibly multi-line) report as one short clause."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class Journal:
     """A run's SQLite journal. Opening checks integrity: a damaged file is an error, never a
     silent restart."""
@@ -76,7 +83,7 @@ class Journal:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
-            raise RecursaError(f"cannot open the journal {self.path}: {exc}") from exc
+            raise self._failure(exc) from exc
         try:
             if existed:
                 self._check_integrity()
@@ -91,9 +98,9 @@ class Journal:
                     f"the journal {self.path} has schema version {version}; this recursa "
                     f"reads version {SCHEMA_VERSION}"
                 )
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._db.close()
-            raise self._damaged(str(exc)) from exc
+            raise self._failure(exc) from exc
         except RecursaError:
             self._db.close()
             raise
@@ -104,10 +111,20 @@ class Journal:
             "again, or restore it from a copy"
         )
 
+    def _failure(self, exc: sqlite3.Error) -> RecursaError:
+        """A damaged file (not a database, corrupt pages) is named as such; anything else
+        (a directory that cannot be written, a full disk, a lock) is a plain failure."""
+        name = str(getattr(exc, "sqlite_errorname", ""))
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or (
+            not name and not isinstance(exc, sqlite3.OperationalError)
+        ):
+            return self._damaged(_one_line(str(exc)))
+        return RecursaError(f"cannot use the journal {self.path}: {_one_line(str(exc))}")
+
     def _check_integrity(self) -> None:
-        rows = self._db.execute("PRAGMA integrity_check").fetchall()
+        rows = self._db.execute("PRAGMA integrity_check(3)").fetchall()
         if not rows or rows[0][0] != "ok":
-            detail = "; ".join(str(r[0]) for r in rows[:3]) or "no answer"
+            detail = "; ".join(_one_line(str(r[0])) for r in rows[:3]) or "no answer"
             raise self._damaged(f"integrity check: {detail}")
 
     # -- metadata and sessions ----------------------------------------------------------
@@ -125,10 +142,13 @@ class Journal:
         return self.session
 
     def end_session(self) -> None:
+        """Record the session's end; best effort (a session without an end counts up to its
+        last completion), so a failing disk never hides the error that stopped the run."""
         if self.session is not None:
-            self._db.execute(
-                "UPDATE sessions SET ended = ? WHERE id = ?", (time.time(), self.session)
-            )
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute(
+                    "UPDATE sessions SET ended = ? WHERE id = ?", (time.time(), self.session)
+                )
 
     def wall_seconds(self) -> float:
         """Working time over all sessions; a session that was killed counts up to its last
@@ -205,6 +225,8 @@ class Journal:
                 f"the journal {self.path} already holds {phase} step {step} slot {slot} of "
                 f"problem {problem_id!r}: is another process writing to this run directory?"
             ) from exc
+        except sqlite3.Error as exc:  # a full disk, an I/O error: the row is not stored
+            raise self._failure(exc) from exc
         self.requested += 1
         self.requested_tokens += completion.completion_tokens
 

@@ -356,7 +356,7 @@ async def _execute(
     model = backend if isinstance(backend, Backend) else create_backend(bcfg)
     progress = EvalProgress(len(problems), cfg.t, show_progress, lambda: journal.requested_tokens)
     try:
-        dispatcher = Dispatcher(model, concurrency=bcfg.concurrency, max_retries=bcfg.max_retries)
+        dispatcher = Dispatcher.from_config(model, bcfg)
         with run_dir.file(PROBLEMS).open("w", encoding="utf-8") as out:
             session = _Run(problems, cfg, bcfg, ev, journal, dispatcher, progress, out)
             await session.run()

@@ -19,6 +19,8 @@ RESUMABLE_CHANGES: frozenset[str] = frozenset(
         "backend.concurrency",
         "backend.timeout",
         "backend.max_retries",
+        "backend.retry_base_delay",
+        "backend.retry_max_delay",
         "backend.mock_latency",
         "backend.n_threads",
     }
