@@ -36,11 +36,12 @@ RETRYABLE = (
     "reset",
     "hang",
     "malformed-json",
+    "bad-utf8",
     "no-choices",
 )
 #: Answers that are accepted as they are (docs/RELIABILITY.md): usage is estimated, and an
 #: empty completion is a candidate without an answer.
-ACCEPTED = ("no-usage", "empty")
+ACCEPTED = ("no-usage", "empty", "surrogates")
 #: Answers that end the run at once: a wrong key, a completion far beyond max_tokens.
 FATAL = ("401", "huge")
 FAULTS = RETRYABLE + ACCEPTED + FATAL
@@ -216,6 +217,10 @@ class FaultServer:
         if fault == "malformed-json":
             self._send(h, 200, b'{"choices": [{"message": {"content": "cut sh')
             return
+        if fault == "bad-utf8":
+            text = b"\xff\xfe not utf-8 \xc3"
+            self._send(h, 200, b'{"choices": [{"message": {"content": "' + text + b'"}}]}')
+            return
         if fault == "no-choices":
             self._send(h, 200, json.dumps({"id": "x", "object": "chat.completion"}).encode())
             return
@@ -225,6 +230,9 @@ class FaultServer:
         elif fault == "empty":
             reply["choices"][0]["message"]["content"] = ""
             reply["usage"]["completion_tokens"] = 0
+        elif fault == "surrogates":  # lone surrogate escapes: valid JSON, invalid Unicode
+            message = reply["choices"][0]["message"]
+            message["content"] = "\ud800 broken \udfff " + message["content"]
         elif fault == "huge":
             reply["choices"][0]["message"]["content"] = "x" * (10 << 20)
         payload = json.dumps(reply).encode()

@@ -158,6 +158,7 @@ def test_a_fault_that_persists_ends_with_one_sentence_naming_it(kind: str) -> No
         "reset": "connection to http://127.0.0.1:",
         "hang": "timed out",
         "malformed-json": "malformed response",
+        "bad-utf8": "malformed response",
         "no-choices": "no choices",
     }
     with (
@@ -213,6 +214,20 @@ def test_empty_completions_are_candidates_without_an_answer(data: Path, tmp_path
             assert step["answers"] == [None] * N
             assert step["reasons"] == ["no complete \\boxed{...} answer in the completion"] * N
     assert summary["metrics"]["mean_acc"] == 0.0
+
+
+def test_invalid_unicode_in_a_completion_is_replaced_not_fatal(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with fault_server(sum_upstream(), always("surrogates")) as server:
+        summary = run_eval(server, data, out, limit=2)
+    assert summary["run"]["retries_this_session"] == 0
+    texts = [v[0] for v in journal(out).values()]
+    assert len(texts) == 2 * N * T
+    assert all(t.startswith("\ufffd broken \ufffd ") for t in texts)
+    for path in out.iterdir():  # every file of the run is valid UTF-8
+        if path.suffix in (".json", ".jsonl", ".md"):
+            path.read_text(encoding="utf-8")
+    assert summary["metrics"]["mean_acc"] > 0  # the answers after the bad code points count
 
 
 def recursa(*args: str) -> subprocess.CompletedProcess[str]:

@@ -136,8 +136,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {p} does not exist")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config file {p} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {p} is not UTF-8 text") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"config file {p} is not valid YAML ({_yaml_problem(exc)})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -145,6 +147,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"config file {p} must hold a mapping of settings, not a {type(data).__name__}"
         )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one clause: the problem and where it is."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)
 
 
 def build_configs(values: dict[str, Any]) -> tuple[RSAConfig, BackendConfig]:

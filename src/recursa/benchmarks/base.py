@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recursa.errors import UsageError
 from recursa.tasks import Problem
-
-log = logging.getLogger("recursa.benchmarks")
 
 
 @dataclass
@@ -63,6 +60,5 @@ def collect(
         problems.append(item)
         if limit is not None and len(problems) >= limit:
             break
-    if skipped:
-        log.warning("%s: skipped %d row(s) missing what their task needs", name, len(skipped))
+    # No warning here: the caller says what was skipped (eval logs it, grade prints a note).
     return Dataset(name=name, problems=problems, skipped=skipped, notes=list(notes or []))

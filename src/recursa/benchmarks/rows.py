@@ -16,6 +16,7 @@ from typing import Any
 from recursa.benchmarks.base import RowSkip
 from recursa.tasks import TASKS, Problem
 from recursa.tasks.arc import arc_problem_error
+from recursa.tasks.math import math_reference_error
 
 _LETTERS = string.ascii_uppercase
 
@@ -89,7 +90,16 @@ def user_message(prompt: Any) -> str:
     if not isinstance(prompt, (list, tuple)):
         return ""
     users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
-    return _text(users[-1].get("content")) if users else ""
+    return _question(users[-1].get("content")) if users else ""
+
+
+def _reference_type_error(answer: Any) -> str | None:
+    """A reference must be text or a number (grids and entries are checked by their task)."""
+    if answer is None or isinstance(answer, str):
+        return None
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        return None
+    return f"the reference answer is a {type(answer).__name__}, not text or a number"
 
 
 def check_problem(problem: Problem) -> Problem:
@@ -115,6 +125,9 @@ def check_problem(problem: Problem) -> Problem:
     if not problem.question.strip():
         raise RowSkip("no question text")
     meta = problem.meta
+    has_entry = problem.task == "rg" and parse_entry(meta.get("entry")) is not None
+    if not has_entry and (error := _reference_type_error(problem.answer)):
+        raise RowSkip(error)
     if problem.task == "rg":
         has_entry = meta.get("dataset_name") and parse_entry(meta.get("entry")) is not None
         if meta.get("entry") is not None and parse_entry(meta.get("entry")) is None:
@@ -130,12 +143,21 @@ def check_problem(problem: Problem) -> Problem:
         problem.answer = letter
     elif problem.task != "code" and not _text(problem.answer):
         raise RowSkip("no reference answer")
+    elif problem.task == "math" and (error := math_reference_error(_text(problem.answer))):
+        raise RowSkip(error)
     return problem
+
+
+def _question(value: Any) -> str:
+    """The question text; a question that is not text (a list, a number) is a RowSkip."""
+    if value is not None and not isinstance(value, str):
+        raise RowSkip(f"the question is a {type(value).__name__}, not text")
+    return _text(value)
 
 
 def simple_problem(index: int, row: Mapping[str, Any]) -> Problem:
     """A problem from a simple row; the task is the row's `task`, else inferred from its fields."""
-    question = _text(row.get("question", row.get("problem")))
+    question = _question(row.get("question", row.get("problem")))
     meta: dict[str, Any] = dict(row["meta"]) if isinstance(row.get("meta"), Mapping) else {}
     for key in ("options", "dataset_name", "entry", "starter_code", "tests"):
         if row.get(key) is not None:

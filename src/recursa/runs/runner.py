@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from recursa.backends import Backend, Dispatcher, create_backend
 from recursa.config import BackendConfig, RSAConfig, build_configs, validation_message
 from recursa.engine import Engine, gather_or_cancel
-from recursa.errors import RecursaError, UsageError
+from recursa.errors import ContextOverflowError, RecursaError, UsageError
 from recursa.result import SolveResult, StepResult
 from recursa.runs.journal import VERIFY, Journal
 from recursa.runs.methods import apply_method, generations_per_problem
@@ -119,7 +119,13 @@ def resolve_settings(
     return cfg, bcfg, ev
 
 
-def _check_problems(name: str, problems: list[Problem]) -> None:
+def _check_problems(name: str, problems: list[Problem], skipped: list[tuple[int, str]]) -> None:
+    if not problems and skipped:
+        row, why = skipped[0]
+        raise UsageError(
+            f"the benchmark {name} has no problems to evaluate: all {len(skipped)} rows were "
+            f"skipped (row {row}: {why})"
+        )
     if not problems:
         raise UsageError(f"the benchmark {name} has no problems to evaluate")
     seen: set[str] = set()
@@ -229,7 +235,10 @@ class _Run:
     async def _one(self, problem: Problem, window: asyncio.Semaphore) -> None:
         async with window:
             self.progress.start(problem)
-            result = await self.engine.run(problem)
+            try:
+                result = await self.engine.run(problem)
+            except ContextOverflowError as exc:
+                raise ContextOverflowError(f"problem {problem.id!r}: {exc}") from exc
             await self.finish(problem, result)
 
     async def run(self) -> None:
@@ -289,7 +298,7 @@ async def _evaluate(
         check_same_run(recorded, run_settings(spec, cfg, bcfg, ev, {}))
     name, dataset = _load(benchmark, ev, cfg.seed)
     problems: list[Problem] = list(dataset.problems)
-    _check_problems(name, problems)
+    _check_problems(name, problems, list(dataset.skipped))
     if dataset.skipped:
         first = dataset.skipped[0]
         log.warning(

@@ -82,6 +82,34 @@ def _math_verify_equal(gold: str, target: str) -> bool:
     return bool(verify_in_child(gold, target))
 
 
+def math_reference_error(reference: str) -> str | None:
+    """Why a reference answer cannot be graded as math (None when it can): empty, unbalanced
+    braces, or (checked on the main thread, where math-verify's time limits work) no
+    expression math-verify can parse. Integers need no parser."""
+    key = math_key(reference)
+    if not key:
+        return "the reference answer is empty"
+    if _INTEGER.fullmatch(key):
+        return None
+    depth = 0
+    for ch in key:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        return f"the reference answer {reference[:60]!r} has unbalanced braces"
+    if threading.current_thread() is threading.main_thread():
+        from math_verify import parse
+
+        try:
+            parsed = parse(f"${reference}$")
+        except Exception:  # math-verify raises many kinds on odd input
+            parsed = []
+        if len(parsed) < 2:  # only the raw string back: nothing was parsed
+            return f"the reference answer {reference[:60]!r} cannot be parsed as math"
+    return None
+
+
 def math_equivalent(a: str, b: str) -> bool:
     """Same normal form, or mathematically equal according to math-verify. Two integers are
     compared as integers; over-long answers by normal form only."""
