@@ -125,8 +125,8 @@ def check_problem(problem: Problem) -> Problem:
     if not problem.question.strip():
         raise RowSkip("no question text")
     meta = problem.meta
-    has_entry = problem.task == "rg" and parse_entry(meta.get("entry")) is not None
-    if not has_entry and (error := _reference_type_error(problem.answer)):
+    scored_by_entry = problem.task == "rg" and parse_entry(meta.get("entry")) is not None
+    if not scored_by_entry and (error := _reference_type_error(problem.answer)):
         raise RowSkip(error)
     if problem.task == "rg":
         has_entry = meta.get("dataset_name") and parse_entry(meta.get("entry")) is not None
