@@ -44,7 +44,9 @@ RETRYABLE = (
 ACCEPTED = ("no-usage", "empty", "surrogates")
 #: Answers that end the run at once: a wrong key, a completion far beyond max_tokens.
 FATAL = ("401", "huge")
-FAULTS = RETRYABLE + ACCEPTED + FATAL
+#: Errors whose body repeats the Authorization header the server received.
+ECHO = ("500-echo", "400-echo")
+FAULTS = RETRYABLE + ACCEPTED + FATAL + ECHO
 
 Upstream = Callable[[dict[str, Any]], dict[str, Any]]
 #: (request fingerprint, attempt number from 0) -> a fault name, or None for the real answer.
@@ -210,6 +212,11 @@ class FaultServer:
             return
         if fault in ("500", "502", "503"):
             self._send(h, int(fault), error(int(fault), f"injected {fault}"))
+            return
+        if fault in ECHO:
+            status = int(fault[:3])
+            said = f"invalid request with Authorization: {h.headers.get('Authorization')}"
+            self._send(h, status, error(status, said))
             return
         if fault == "401":
             self._send(h, 401, error(401, f"bad key {h.headers.get('Authorization')}"))
