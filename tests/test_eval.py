@@ -126,15 +126,14 @@ def test_settings_a_method_fixes_cannot_be_contradicted(tmp_path: Path) -> None:
 def test_self_verify_picks_among_answers_judged_true(tmp_path: Path) -> None:
     problems = rg_problems(size=3)
     truth = {p.id: str(p.answer) for p in problems}
-    helper = MockBackend()
 
     def script(request: GenerationRequest) -> str:
         pid, slot = request.meta["problem_id"], request.meta["slot"]
         if request.meta.get("phase") == "verify":
             return "True." if slot == 3 else "False, the sum is wrong."
-        if slot == 3:  # the lone dissenter is right; the majority agrees on a wrong answer
-            return f"<answer>{truth[pid]}</answer>"
-        return "<answer>wrong</answer>" if slot > 0 else helper.simulate(request)
+        # Slot 3 alone is right; slots 0 and 2 agree on a wrong answer, the majority.
+        answers = {0: "wrong", 1: "also wrong", 2: "wrong", 3: truth[pid]}
+        return f"Adding up the terms. <answer>{answers[slot]}</answer>"
 
     backend = MockBackend(script=script)
     result = evaluate(
@@ -294,3 +293,13 @@ def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
     finally:
         holder.unlock()
     evaluate(problems, out=tmp_path / "run", resume=True, n=2, k=2, t=2, **MOCK)
+
+
+def test_arc_runs_report_pass_at_2_beside_pass_at_1(tmp_path: Path) -> None:
+    result = evaluate("arc-agi-2", out=tmp_path / "arc", limit=3, n=4, k=2, t=2, **MOCK)
+    records = read_jsonl(tmp_path / "arc" / "problems.jsonl")
+    assert all(r["task"] == "arc" for r in records)
+    for line in result.steps:
+        assert line["majority_acc"] <= line["pass_at_2"] <= line["pass_at_n"]
+    assert result.summary["metrics"]["pass_at_2"] == result.steps[-1]["pass_at_2"]
+    assert "pass@2 %" in (tmp_path / "arc" / "report.md").read_text()
