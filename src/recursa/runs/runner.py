@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import math
 import time
 from collections.abc import Sequence
@@ -48,8 +47,6 @@ from recursa.runs.rundir import (
 from recursa.runs.settings import EvalConfig, check_same_run, dataset_fingerprint, run_settings
 from recursa.tasks import Problem, get_task
 from recursa.verification import choose_verified, verify_population
-
-log = logging.getLogger("recursa")
 
 
 class ProblemSet(Protocol):
@@ -290,15 +287,6 @@ async def _evaluate(
     name, dataset = _load(benchmark, ev, cfg.seed)
     problems: list[Problem] = list(dataset.problems)
     _check_problems(name, problems)
-    if dataset.skipped:
-        first = dataset.skipped[0]
-        log.warning(
-            "skipped %d rows of %s that lack what their task needs (row %d: %s)",
-            len(dataset.skipped),
-            name,
-            first[0],
-            first[1],
-        )
     info = {
         "name": name,
         "problems": len(problems),
