@@ -14,7 +14,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -39,7 +39,7 @@ from recursa.runs.rundir import (
     SETTINGS,
     SUMMARY,
     RunDir,
-    read_jsonl,
+    sort_records,
     write_json,
     write_jsonl,
     write_text_atomic,
@@ -223,8 +223,8 @@ class _Run:
         self.book.add(self.index[problem.id], outcome)
         self.progress.done(problem)
 
-    async def _one(self, problem: Problem, window: asyncio.Semaphore) -> None:
-        async with window:
+    async def _worker(self, queue: Iterator[Problem]) -> None:
+        for problem in queue:  # workers share one iterator: each problem is taken once
             self.progress.start(problem)
             result = await self.engine.run(problem)
             await self.finish(problem, result)
@@ -238,8 +238,9 @@ class _Run:
                 await self.finish(p, r)
             return
         active = max(2, math.ceil(4 * self.dispatcher.concurrency / self.cfg.n))
-        window = asyncio.Semaphore(active)
-        await gather_or_cancel([self._one(p, window) for p in self.problems])
+        queue = iter(self.problems)
+        workers = min(active, len(self.problems))
+        await gather_or_cancel([self._worker(queue) for _ in range(workers)])
 
 
 async def evaluate_async(
@@ -352,8 +353,7 @@ async def _execute(
         progress.close()
         if not isinstance(backend, Backend):
             await model.aclose()
-    records = sorted(read_jsonl(run_dir.file(PROBLEMS)), key=lambda r: int(r["index"]))
-    write_jsonl(run_dir.file(PROBLEMS), records)
+    sort_records(run_dir.file(PROBLEMS))
     lines = session.book.step_lines()
     write_jsonl(run_dir.file(METRICS), lines)
     journal.end_session()
