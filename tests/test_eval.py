@@ -75,7 +75,7 @@ def test_early_stopped_problems_keep_their_last_population(tmp_path: Path) -> No
         n=4,
         k=2,
         t=5,
-        early_stop="agree:0.5",
+        early_stop="agree:0.75",
         backend="mock",
         mock_accuracy=0.5,
         mock_quality=1.0,
@@ -131,9 +131,9 @@ def test_self_verify_picks_among_answers_judged_true(tmp_path: Path) -> None:
         pid, slot = request.meta["problem_id"], request.meta["slot"]
         if request.meta.get("phase") == "verify":
             return "True." if slot == 3 else "False, the sum is wrong."
-        # Slot 3 alone is right; slots 0 and 2 agree on a wrong answer, the majority.
-        answers = {0: "wrong", 1: "also wrong", 2: "wrong", 3: truth[pid]}
-        return f"Adding up the terms. <answer>{answers[slot]}</answer>"
+        if slot == 3:  # the lone dissenter is right; the majority agrees on a wrong answer
+            return f"<answer>{truth[pid]}</answer>"
+        return "<answer>wrong</answer>" if slot > 0 else "<answer>also wrong</answer>"
 
     backend = MockBackend(script=script)
     result = evaluate(
