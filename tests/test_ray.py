@@ -250,3 +250,29 @@ def test_replica_start_failures_are_one_clear_sentence(
         RayBackend(ray_config(replica_gpus=1))
     with pytest.raises(UsageError, match=r"need 6 CPUs, but the Ray cluster has 2"):
         RayBackend(ray_config(replicas=3, replica_cpus=2))
+
+
+@pytest.mark.ray
+@pytest.mark.e2e
+def test_llamacpp_replicas_give_the_same_candidates_as_one_process(ray_local: Any) -> None:
+    settings: dict[str, Any] = {
+        "n": 2,
+        "k": 2,
+        "t": 2,
+        "task": "math",
+        "max_tokens": 16,
+        "n_threads": 1,
+        "n_ctx": 1024,
+        "seed": 3,
+    }
+    local = solve("What is 2+3?", backend="llamacpp", **settings)
+    remote = solve(
+        "What is 2+3?",
+        backend="ray",
+        engine="llamacpp",
+        replicas=2,
+        replica_cpus=0.5,
+        **settings,
+    )
+    assert fingerprint([remote]) == fingerprint([local])
+    assert all(c.text.strip() for s in remote.steps for c in s.candidates)
