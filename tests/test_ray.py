@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from collections import Counter
 from typing import Any
@@ -276,3 +277,20 @@ def test_llamacpp_replicas_give_the_same_candidates_as_one_process(ray_local: An
     )
     assert fingerprint([remote]) == fingerprint([local])
     assert all(c.text.strip() for s in remote.steps for c in s.candidates)
+
+
+def test_an_unreachable_cluster_fails_fast_with_one_sentence() -> None:
+    pytest.importorskip("ray")
+    from tests.conftest import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    args = ["solve", "q", "--backend", "ray", "--engine", "mock", "-n", "2", "-k", "1", "-t", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "recursa.cli", *args, "--ray-address", address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"could not reach the Ray cluster at {address}: Connection refused" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,6 +19,7 @@ import asyncio
 import importlib
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -110,10 +111,28 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast when a 'HOST:PORT' or 'ray://HOST:PORT' address does not accept connections
+    (ray.init itself keeps retrying an unreachable head node for minutes)."""
+    hostport = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # 'auto' and other forms: Ray resolves them and fails quickly itself
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RecursaError(f"could not reach the Ray cluster at {address}: {reason}") from exc
+
+
 def _connect(ray: Any, address: str | None) -> bool:
     """Join (or start) a Ray instance; True when this call started it, so we shut it down."""
     if ray.is_initialized():
         return False
+    where = address or os.environ.get("RAY_ADDRESS")
+    if where and where not in ("local", "auto"):
+        check_reachable(where)
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     starts_local = address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
     if starts_local:
@@ -121,9 +140,12 @@ def _connect(ray: Any, address: str | None) -> bool:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or os.environ.get("RAY_ADDRESS") or "local"
+        if where == "auto":
+            reason = "no Ray instance runs on this machine (start one: ray start --head)"
+        else:
+            reason = _first_line(exc)
         raise RecursaError(
-            f"could not reach the Ray cluster at {where}: {_first_line(exc)}"
+            f"could not reach the Ray cluster at {where or 'local'}: {reason}"
         ) from exc
     return True
 
