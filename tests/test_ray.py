@@ -18,7 +18,7 @@ import pytest
 
 from recursa import Dispatcher, Engine, Problem, RSAConfig, SolveResult, solve
 from recursa.backends import Backend, Completion, GenerationRequest, create_backend
-from recursa.backends.ray import RayBackend, Router, Slot
+from recursa.backends.ray import RayBackend, Router, Slot, replica_gpus
 from recursa.cli import main
 from recursa.config import BackendConfig
 from recursa.errors import UsageError
@@ -109,6 +109,13 @@ def test_router_skips_replicas_that_are_down_and_avoids_the_one_a_request_failed
     assert getattr(router.choose("y"), "index", None) == 0  # the only one up: still used
     router.slots[0].up = False
     assert router.choose("x") is None and not router.any_up()
+
+
+def test_replica_gpus_default_to_what_one_engine_spans() -> None:
+    assert replica_gpus(ray_config()) == 0.0  # mock
+    assert replica_gpus(ray_config(engine="llamacpp")) == 0.0
+    assert replica_gpus(ray_config(engine="vllm")) == 1.0
+    assert replica_gpus(ray_config(engine="vllm", replica_gpus=0.5)) == 0.5
 
 
 def test_missing_ray_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -122,7 +122,9 @@ class BackendConfig(BaseModel):
     replicas: int = Field(1, ge=1, description="ray: engine replicas, one Ray actor each.")
     engine: EngineName = Field("vllm", description="ray: the backend every replica runs.")
     replica_gpus: float | None = Field(
-        None, ge=0, description="ray: GPUs per replica (default: 1 for vllm, else 0)."
+        None,
+        ge=0,
+        description="ray: GPUs per replica (default: vllm's tensor x data parallel size, else 0).",
     )
     replica_cpus: float = Field(1.0, ge=0, description="ray: CPUs reserved per replica.")
     replica_restarts: int = Field(

@@ -98,15 +98,19 @@ class Router:
 
 
 def replica_gpus(config: BackendConfig) -> float:
-    """GPUs each replica reserves: the setting, else the vLLM tensor parallel size, else 0."""
+    """GPUs each replica reserves: the setting, else what one vLLM engine spans (tensor x data
+    parallel size), else 0."""
     if config.replica_gpus is not None:
         return config.replica_gpus
     if config.engine == "vllm":
-        return float(getattr(config, "tensor_parallel_size", None) or 1)
+        tensor = getattr(config, "tensor_parallel_size", None) or 1
+        data = getattr(config, "data_parallel_size", None) or 1
+        return float(tensor * data)
     return 0.0
 
 
-def _first_line(exc: BaseException) -> str:
+def _last_line(exc: BaseException) -> str:
+    """The line that names the error (Ray puts the remote traceback before it)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
 
@@ -143,7 +147,7 @@ def _connect(ray: Any, address: str | None) -> bool:
         if where == "auto":
             reason = "no Ray instance runs on this machine (start one: ray start --head)"
         else:
-            reason = _first_line(exc)
+            reason = _last_line(exc)
         raise RecursaError(
             f"could not reach the Ray cluster at {where or 'local'}: {reason}"
         ) from exc
@@ -214,7 +218,7 @@ class RayBackend(Backend):
                 "(raise --timeout for slow model loads)"
             ) from exc
         except ray.exceptions.RayError as exc:
-            raise RecursaError(f"a Ray replica could not start: {_first_line(exc)}") from exc
+            raise RecursaError(f"a Ray replica could not start: {_last_line(exc)}") from exc
         for index, info in enumerate(infos):
             if info.error:
                 error = UsageError if info.usage_error else RecursaError
@@ -253,7 +257,7 @@ class RayBackend(Backend):
             ) from exc
         except ray.exceptions.RayTaskError as exc:
             raise BackendError(
-                f"Ray replica {slot.index} failed on a request: {_first_line(exc)}"
+                f"Ray replica {slot.index} failed on a request: {_last_line(exc)}"
             ) from exc
         finally:
             slot.in_flight -= 1
