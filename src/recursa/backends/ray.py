@@ -137,7 +137,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     where = address or os.environ.get("RAY_ADDRESS")
     if where and where not in ("local", "auto"):
         check_reachable(where)
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     starts_local = address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
     if starts_local:
         kwargs["include_dashboard"] = False
