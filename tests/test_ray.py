@@ -7,6 +7,7 @@ against a scripted local server. Every Ray test shares one 2-CPU local instance 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -115,6 +116,10 @@ def test_replica_gpus_default_to_what_one_engine_spans() -> None:
     assert replica_gpus(ray_config()) == 0.0  # mock
     assert replica_gpus(ray_config(engine="llamacpp")) == 0.0
     assert replica_gpus(ray_config(engine="vllm")) == 1.0
+    assert replica_gpus(ray_config(engine="vllm", tensor_parallel_size=2)) == 2.0
+    assert (
+        replica_gpus(ray_config(engine="vllm", tensor_parallel_size=2, data_parallel_size=2)) == 4
+    )
     assert replica_gpus(ray_config(engine="vllm", replica_gpus=0.5)) == 0.5
 
 
@@ -254,6 +259,9 @@ def test_replica_start_failures_are_one_clear_sentence(
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(UsageError, match=r"Ray replica 0 \(openai\): .*needs --base-url"):
         RayBackend(ray_config(engine="openai"))
+    if importlib.util.find_spec("vllm") is None:  # a node without the engine's extra
+        with pytest.raises(UsageError, match=r"Ray replica 0 \(vllm\): .*recursa\[vllm\]"):
+            RayBackend(ray_config(engine="vllm", model="some/model", replica_gpus=0))
     with pytest.raises(UsageError, match=r"need 2 GPUs, but the Ray cluster has 0"):
         RayBackend(ray_config(replica_gpus=1))
     with pytest.raises(UsageError, match=r"need 6 CPUs, but the Ray cluster has 2"):

@@ -103,9 +103,7 @@ def replica_gpus(config: BackendConfig) -> float:
     if config.replica_gpus is not None:
         return config.replica_gpus
     if config.engine == "vllm":
-        tensor = getattr(config, "tensor_parallel_size", None) or 1
-        data = getattr(config, "data_parallel_size", None) or 1
-        return float(tensor * data)
+        return float((config.tensor_parallel_size or 1) * (config.data_parallel_size or 1))
     return 0.0
 
 
