@@ -12,13 +12,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from recursa import Dispatcher, Engine, Problem, RSAConfig, SolveResult, solve
-from recursa.backends import Backend, Completion, GenerationRequest, create_backend
+from recursa.backends import Backend, Completion, GenerationRequest, RetryableError, create_backend
 from recursa.backends.ray import RayBackend, Router, Slot, replica_gpus
 from recursa.cli import main
 from recursa.config import BackendConfig
@@ -190,6 +191,39 @@ def test_killing_a_replica_mid_run_loses_and_duplicates_nothing(ray_local: Any) 
     assert fingerprint(results) == fingerprint(expected)
     assert sum(store.records.values()) == TOTAL and set(store.records.values()) == {1}
     assert sum(s["served"] for s in stats) == TOTAL  # every completion arrived exactly once
+
+
+@pytest.mark.ray
+def test_a_replica_that_died_in_one_event_loop_comes_back_in_the_next(ray_local: Any) -> None:
+    backend = RayBackend(ray_config(mock_latency=0.3))
+    victim = backend.router.slots[0]
+
+    def request(i: int) -> GenerationRequest:
+        messages = [{"role": "user", "content": f"What is {i} + 1?"}]
+        return GenerationRequest(messages=messages, max_tokens=8, seed=i, key=f"q/1/{i}")
+
+    async def die() -> None:
+        pending = asyncio.ensure_future(backend.generate(request(0)))  # round-robin: replica 0
+        await asyncio.sleep(0.1)
+        assert victim.in_flight == 1
+        ray_local.kill(victim.actor, no_restart=False)
+        with pytest.raises(RetryableError, match="Ray replica 0 died"):
+            await pending
+
+    async def serve_until_the_victim_answers() -> None:
+        deadline = time.monotonic() + 90
+        i = 1
+        while victim.served == 0 and time.monotonic() < deadline:
+            await asyncio.gather(backend.generate(request(i)), backend.generate(request(i + 1)))
+            i += 2
+
+    try:
+        asyncio.run(die())  # the loop ends while Ray is still restarting the replica
+        assert not victim.up
+        asyncio.run(serve_until_the_victim_answers())
+        assert victim.up and victim.served >= 1
+    finally:
+        asyncio.run(backend.aclose())
 
 
 @pytest.mark.ray

@@ -170,7 +170,8 @@ class RayBackend(Backend):
     def __init__(self, config: BackendConfig) -> None:
         self._ray = import_ray()
         self._owns_ray = _connect(self._ray, config.ray_address)
-        self._probes: set[asyncio.Task[None]] = set()
+        self._probes: dict[int, asyncio.Task[None]] = {}
+        self._broken: set[int] = set()
         self._closed = False
         self.router = Router([Slot(i) for i in range(config.replicas)])
         try:
@@ -235,6 +236,8 @@ class RayBackend(Backend):
 
     async def generate(self, request: GenerationRequest) -> Completion:
         ray = self._ray
+        if not all(s.up for s in self.router.slots):
+            self._ensure_probes()
         slot = self.router.choose(request.key)
         if slot is None:
             raise RetryableError("every Ray replica is down; waiting for Ray to restart one")
@@ -270,13 +273,21 @@ class RayBackend(Backend):
 
     # -- replicas that die --------------------------------------------------------------------
     def _mark_down(self, slot: Slot) -> None:
-        if not slot.up:
-            return
-        slot.up = False
-        log.warning("Ray replica %d died; its requests go to the other replicas", slot.index)
-        task = asyncio.get_running_loop().create_task(self._probe(slot))
-        self._probes.add(task)
-        task.add_done_callback(self._probes.discard)
+        if slot.up:
+            slot.up = False
+            log.warning("Ray replica %d died; its requests go to the other replicas", slot.index)
+        self._ensure_probes()
+
+    def _ensure_probes(self) -> None:
+        """A probe for every replica that is down, in the running event loop (a probe started
+        in an earlier `asyncio.run` ended with that loop)."""
+        for slot in self.router.slots:
+            if slot.up or slot.index in self._broken:
+                continue
+            task = self._probes.get(slot.index)
+            if task is None or task.done():
+                loop = asyncio.get_running_loop()
+                self._probes[slot.index] = loop.create_task(self._probe(slot))
 
     async def _probe(self, slot: Slot) -> None:
         """Ping a dead replica until Ray has restarted it and it has rebuilt its backend."""
@@ -292,6 +303,7 @@ class RayBackend(Backend):
                 slot.up = True
                 log.warning("Ray replica %d is back", slot.index)
             else:
+                self._broken.add(slot.index)
                 log.warning(
                     "Ray replica %d restarted but could not rebuild its backend", slot.index
                 )
@@ -299,6 +311,7 @@ class RayBackend(Backend):
 
     async def wait_up(self, index: int, timeout: float) -> bool:
         """Wait until replica `index` is up again (True) or `timeout` seconds pass (False)."""
+        self._ensure_probes()
         deadline = asyncio.get_running_loop().time() + timeout
         while not self.router.slots[index].up:
             if asyncio.get_running_loop().time() > deadline:
@@ -332,7 +345,7 @@ class RayBackend(Backend):
         if self._closed:
             return
         self._closed = True
-        for task in list(self._probes):
+        for task in self._probes.values():
             task.cancel()
         closing = [s.actor.close.remote() for s in self.router.slots if s.up]
         if closing:
