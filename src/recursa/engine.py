@@ -212,6 +212,10 @@ class Engine:
                     )
                 )
         population = await gather_or_cancel(coros)
+        keys = await state.task.vote_keys(state.problem, [c.answer for c in population])
+        if keys is not None:
+            for candidate, key in zip(population, keys, strict=True):
+                candidate.vote_key = key
         top = ranked_clusters(state.task, population, cfg.seed, pid)[0]
         result = StepResult(
             step=step,

@@ -1,4 +1,5 @@
-"""Runs first in the sandboxed interpreter, then runs `program.py` as `__main__`.
+"""Runs first in the sandboxed interpreter, then runs `program.py` as `__main__`
+(after an optional prelude file whose names the program sees).
 
 A standalone script (copied into the run's working directory; it must not import recursa).
 It closes the network from inside the interpreter, the second layer under the network
@@ -46,8 +47,15 @@ def _main() -> None:
     import runpy
 
     program = sys.argv[1]
-    sys.argv = sys.argv[1:]
-    runpy.run_path(program, run_name="__main__")
+    names: dict[str, object] = {}
+    if len(sys.argv) > 2:
+        # A prelude (e.g. the imports a judge provides) runs first; its names are visible
+        # to the program without shifting the program's line numbers.
+        with open(sys.argv[2], encoding="utf-8") as f:
+            exec(compile(f.read(), sys.argv[2], "exec"), names)
+        names.pop("__builtins__", None)
+    sys.argv = [program]
+    runpy.run_path(program, init_globals=names, run_name="__main__")
 
 
 _install_socket_stubs()

@@ -44,6 +44,7 @@ T = TypeVar("T")
 
 PROGRAM = "program.py"
 PREAMBLE = "_recursa_main.py"
+PRELUDE = "_recursa_prelude.py"
 STDIN = "stdin.txt"
 SPEC = "spec.json"
 STDERR_TAIL = 8192
@@ -165,19 +166,31 @@ class Sandbox:
         return sem
 
     async def run(
-        self, source: str, stdin: str = "", files: Mapping[str, str] | None = None
+        self,
+        source: str,
+        stdin: str = "",
+        files: Mapping[str, str] | None = None,
+        prelude: str | None = None,
     ) -> Execution:
-        """Run `source` as `__main__` with `stdin` as its standard input; `files` are extra
-        files (name -> text) placed beside it. Never raises for anything the program does."""
+        """Run `source` as `__main__` with `stdin` as its standard input. `files` are extra
+        files (name -> text) placed beside it; `prelude` is code run first whose names the
+        program sees. Never raises for anything the program does."""
         tier = await self.isolation()
+        extra = dict(files or {})
+        if prelude is not None:
+            extra[PRELUDE] = prelude
         async with self._limit():
-            return await self._execute(tier, source, stdin, dict(files or {}))
+            return await self._execute(tier, source, stdin, extra)
 
     def run_sync(
-        self, source: str, stdin: str = "", files: Mapping[str, str] | None = None
+        self,
+        source: str,
+        stdin: str = "",
+        files: Mapping[str, str] | None = None,
+        prelude: str | None = None,
     ) -> Execution:
         """`run` for sync callers."""
-        return run_blocking(self.run(source, stdin, files))
+        return run_blocking(self.run(source, stdin, files, prelude))
 
     def _spec(
         self, tier: Isolation, realdir: str, names: list[str], uid: int | None
@@ -198,7 +211,11 @@ class Sandbox:
             "workdir": realdir,
             "files": names,
             "stdin": STDIN,
-            "argv": [python, "-I", "-B", "-X", "utf8", PREAMBLE, PROGRAM],
+            "argv": [
+                python,
+                *("-I", "-B", "-X", "utf8", PREAMBLE, PROGRAM),
+                *([PRELUDE] if PRELUDE in names else []),
+            ],
             "env": env,
             "uid": uid,
             "gid": uid,

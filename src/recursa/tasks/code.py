@@ -1,12 +1,28 @@
-"""Code: the answer is the last fenced Python block of the completion."""
+"""Code: the answer is the last fenced Python block; it is graded by running the problem's
+tests in the sandbox.
+
+A code problem keeps its tests in `meta`: `public_tests` (shown in the statement) and
+`private_tests`, each a list of {"input", "output", "testtype"} records ("stdin" or
+"functional"), and `func_name` for functional problems (`starter_code` shapes the prompt).
+Majority voting clusters programs by what they output on the public tests' inputs
+(`vote_keys`), not by their text; see docs/ARCHITECTURE.md.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
+from collections import OrderedDict
+from collections.abc import Sequence
 
+from recursa.sandbox import Sandbox, SandboxConfig, run_blocking
 from recursa.tasks.base import Grade, Problem, Task, no_answer
+from recursa.tasks.code_grading import as_tests, default_sandbox, grade_code_async, output_signature
+from recursa.tasks.code_tests import CodeTest
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_SIGNATURE_CACHE = 4096
 
 
 def extract_code(text: str) -> str | None:
@@ -29,9 +45,36 @@ def io_instruction(problem: Problem) -> str:
     )
 
 
+def problem_tests(problem: Problem) -> list[CodeTest]:
+    """Public tests first, then private ones (or a list of tests given as the answer)."""
+    public = [dict(t, public=True) for t in problem.meta.get("public_tests") or []]
+    private = [dict(t, public=False) for t in problem.meta.get("private_tests") or []]
+    if not public and not private and isinstance(problem.answer, list):
+        private = [dict(t) for t in problem.answer if isinstance(t, dict)]
+    return as_tests([*public, *private])
+
+
+def func_name(problem: Problem) -> str | None:
+    name = problem.meta.get("func_name")
+    return str(name) if name else None
+
+
 class CodeTask(Task):
     name = "code"
     answer_format = "a complete Python program in one fenced ```python block"
+
+    def __init__(self, sandbox: Sandbox | None = None) -> None:
+        self._sandbox = sandbox
+        self._signatures: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self._sandbox or default_sandbox()
+
+    def configure_sandbox(self, config: SandboxConfig) -> None:
+        """Use a sandbox with these limits for grading and voting from now on."""
+        self._sandbox = Sandbox(config)
+        self._signatures.clear()
 
     def format_instruction(self, problem: Problem) -> str:
         return (
@@ -45,8 +88,38 @@ class CodeTask(Task):
     def key(self, answer: str) -> str:
         return "\n".join(line.rstrip() for line in answer.strip().splitlines())
 
+    async def grade_async(self, problem: Problem, completion: str) -> Grade:
+        tests = problem_tests(problem)
+        if not tests:
+            code = extract_code(completion)
+            return no_answer() if code is None else Grade(0.0, code, "the problem has no tests")
+        return await grade_code_async(
+            completion, tests, func_name=func_name(problem), sandbox=self.sandbox
+        )
+
     def grade(self, problem: Problem, completion: str) -> Grade:
-        code = extract_code(completion)
-        if code is None:
-            return no_answer()
-        return Grade(0.0, code, "code problems are graded by running tests (recursa eval)")
+        return run_blocking(self.grade_async(problem, completion))
+
+    async def _signature(self, problem: Problem, code: str, public: list[CodeTest]) -> str | None:
+        key = (problem.id, hashlib.sha256(code.encode()).hexdigest())
+        if key in self._signatures:
+            self._signatures.move_to_end(key)
+            return self._signatures[key]
+        signature = await output_signature(
+            code, public, func_name=func_name(problem), sandbox=self.sandbox
+        )
+        self._signatures[key] = signature
+        while len(self._signatures) > _SIGNATURE_CACHE:
+            self._signatures.popitem(last=False)
+        return signature
+
+    async def vote_keys(
+        self, problem: Problem, answers: Sequence[str | None]
+    ) -> list[str | None] | None:
+        public = [t for t in problem_tests(problem) if t.public]
+        if not public:
+            return None
+        distinct = list(dict.fromkeys(a for a in answers if a is not None))
+        signatures = await asyncio.gather(*(self._signature(problem, a, public) for a in distinct))
+        found = dict(zip(distinct, signatures, strict=True))
+        return [found[a] if a is not None else None for a in answers]
