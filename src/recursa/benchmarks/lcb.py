@@ -195,7 +195,7 @@ def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
         try:
             import pyarrow.parquet as pq
         except ImportError as exc:
-            raise MissingDependencyError("pyarrow", "lcb") from exc
+            raise MissingDependencyError("pyarrow", "eval") from exc
         for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
             yield from batch.to_pylist()
         return
@@ -262,7 +262,7 @@ def load_lcb_hub(
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
-        raise MissingDependencyError("huggingface_hub", "lcb") from exc
+        raise MissingDependencyError("huggingface_hub", "eval") from exc
     paths = []
     for name in RELEASES[release]:
         try:
