@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from recursa.sandbox import Sandbox, SandboxConfig, Status
+from recursa.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, Status
 from recursa.sandbox.execution import classify, last_line
 from recursa.sandbox.isolation import candidate_modes
 
@@ -143,3 +143,25 @@ def test_classification_rules() -> None:
     )
     assert setup == (Status.SANDBOX_ERROR, "boom")
     assert last_line("a\nb\n\n") == "b"
+
+
+def test_unavailable_isolation_is_one_clear_error_and_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import recursa.sandbox.runner as runner
+
+    box = Sandbox(small(isolation="namespaces"))
+    monkeypatch.setattr(runner, "launcher_command", lambda mode: ["/nonexistent/unshare"])
+    calls = []
+    real_execute = box._execute
+
+    async def counting(*args: object) -> object:
+        calls.append(args)
+        return await real_execute(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(box, "_execute", counting)
+    with pytest.raises(SandboxUnavailable, match="cannot run programs on this machine"):
+        box.run_sync("print(1)")
+    with pytest.raises(SandboxUnavailable):
+        box.run_sync("print(1)")
+    assert len(calls) == 1

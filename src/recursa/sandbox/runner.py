@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from recursa.errors import RecursaError
-from recursa.sandbox.execution import Execution, classify
+from recursa.sandbox.execution import Execution, Status, classify
 from recursa.sandbox.isolation import (
     UIDS,
     Isolation,
@@ -114,6 +114,7 @@ class Sandbox:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self._isolation: Isolation | None = None
+        self._unavailable: SandboxUnavailable | None = None
         self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
         self._limits = weakref.WeakKeyDictionary()
         self._probe_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
@@ -132,11 +133,19 @@ class Sandbox:
         trivial program here (probed once)."""
         if self._isolation is not None:
             return self._isolation
+        if self._unavailable is not None:
+            raise self._unavailable
         loop = asyncio.get_running_loop()
         lock = self._probe_locks.setdefault(loop, asyncio.Lock())
         async with lock:
-            if self._isolation is None:
-                self._isolation = await self._probe()
+            if self._isolation is None and self._unavailable is None:
+                try:
+                    self._isolation = await self._probe()
+                except SandboxUnavailable as exc:
+                    self._unavailable = exc
+        if self._unavailable is not None:
+            raise self._unavailable
+        assert self._isolation is not None
         return self._isolation
 
     async def _probe(self) -> Isolation:
@@ -290,6 +299,8 @@ class Sandbox:
                 start_new_session=True,
                 pass_fds=(status_w,),
             )
+        except OSError as exc:
+            return Execution(Status.SANDBOX_ERROR, "", "", f"cannot start the sandbox: {exc}")
         finally:
             os.close(status_w)
         assert proc.stdout is not None and proc.stderr is not None
@@ -311,7 +322,9 @@ class Sandbox:
             wall = time.monotonic() - start
         finally:
             _kill_group(proc.pid)
-            await asyncio.to_thread(sweep, uid, marker)
+            # In a pid namespace the kernel has already killed everything; the marker sweep
+            # is a second net. Outside one, the run's own uid is the unforgeable handle.
+            await asyncio.to_thread(sweep, None if tier.namespaces else uid, marker)
             if not waiter.done():
                 await asyncio.wait({waiter}, timeout=5.0)
             await asyncio.wait(readers, timeout=5.0)
