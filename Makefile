@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= llamacpp,server,dev
+EXTRAS ?= llamacpp,server,serve,dev
 # llama-cpp-python compiles from source. A native build (-march=native) can emit AMX/AVX-512
 # instructions that some virtual machines advertise but do not allow (SIGILL at run time), so
 # build for a portable AVX2 baseline.
@@ -22,11 +22,11 @@ demo: $(PY)
 	$(PIP) install -q -e '.[llamacpp]'
 	$(VENV)/bin/recursa solve "Natalia sold clips to 48 of her friends in April, and then she \
 	sold half as many clips in May. How many clips did Natalia sell altogether in April and May?" \
-	--task math -n 4 -k 2 -t 3 --max-tokens 160 --n-ctx 4096 --seed 0
+	--task math -n 4 -k 2 -t 3 --max-tokens 128 --temperature 0.7 --n-ctx 4096 --seed 0
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -35,8 +35,8 @@ pytest: install
 	$(PY) -m pytest -q -ra
 
 test: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -ra
 

@@ -17,6 +17,7 @@ from recursa.errors import RecursaError
 #: subcommand -> module under recursa.cli with `register(subparsers)` and `run(args) -> int`.
 COMMANDS: dict[str, str] = {
     "solve": "recursa.cli.solve",
+    "serve": "recursa.cli.serve",
 }
 
 

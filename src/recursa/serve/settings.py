@@ -1,0 +1,61 @@
+"""The proxy's own settings: where it listens, what it forwards to, and its request limits."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+
+class ServeSettings(BaseModel):
+    """How `recursa serve` listens and which upstream server it improves with RSA."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    upstream: str | None = Field(
+        None,
+        description="The upstream OpenAI-compatible server's base URL, e.g. "
+        "http://127.0.0.1:8080/v1 (required).",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        None,
+        description="Key sent to the upstream (default: the OPENAI_API_KEY variable); a "
+        "client's own Authorization header is never forwarded.",
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    api_key: SecretStr | None = Field(
+        None,
+        description="Bearer token clients must send (default: the RECURSA_API_KEY variable; "
+        "unset: no authentication).",
+    )
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY_BYTES, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    keepalive: float = Field(
+        10.0, gt=0, description="Seconds between SSE keep-alive comments while RSA runs."
+    )
+    max_generations: int = Field(
+        4096, ge=1, description="Most generations (N x T) one request may ask for."
+    )
+
+    @field_validator("upstream")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("the upstream URL must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _upstream_given(self) -> ServeSettings:
+        if self.upstream is None:
+            raise ValueError(
+                "recursa serve needs --upstream URL, the OpenAI-compatible server to improve"
+            )
+        return self
+
+    @property
+    def upstream_url(self) -> str:
+        """The upstream base URL (validated present)."""
+        assert self.upstream is not None
+        return self.upstream
