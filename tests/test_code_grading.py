@@ -166,3 +166,42 @@ def test_engine_majority_vote_uses_outputs(task: CodeTask) -> None:
     assert step.agreement == pytest.approx(2 / 3)
     assert result.selected_slot in (0, 2)
     assert task.grade(problem, result.text).correct
+
+
+def test_same_program_on_same_tests_is_graded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    task = CodeTask(Sandbox(SandboxConfig(test_timeout=5.0, memory_mb=256)))
+    runs = []
+    real_run = task.sandbox.run
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        runs.append(args)
+        return await real_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(task.sandbox, "run", counting)
+    problem = problem_from_row(stdin_row())
+    first = task.grade(problem, fenced(STDIN_CORRECT, "one way of saying it"))
+    count = len(runs)
+    again = task.grade(problem, fenced(STDIN_CORRECT, "another way of saying it"))
+    assert first == again and first.correct and count == 3 and len(runs) == count
+    # Different tests under the same problem id are graded afresh.
+    row = stdin_row()
+    row["public_test_cases"] = json.dumps([{"input": "2 2\n", "output": "5\n"}])
+    changed = task.grade(problem_from_row(row), fenced(STDIN_CORRECT))
+    assert not changed.correct and len(runs) > count
+
+
+def test_early_stop_compares_vote_keys(task: CodeTask) -> None:
+    """Differently written programs that print the same count as one answer, so a
+    unanimous population stops early even though no two texts are equal."""
+    problem = problem_from_row(stdin_row())
+
+    def script(request: GenerationRequest) -> str:
+        step, slot = request.meta["step"], request.meta["slot"]
+        return fenced(f"# step {step} slot {slot}\n{STDIN_CORRECT}")
+
+    config = RSAConfig(n=2, k=2, t=5, task="code", early_stop="unanimous")
+    engine = Engine(Dispatcher(MockBackend(script=script)), config)
+    result = asyncio.run(engine.run(problem, task))
+    assert result.steps_run == 2
+    assert result.steps[-1].majority_key is not None
+    assert result.steps[-1].majority_key == result.steps[0].majority_key

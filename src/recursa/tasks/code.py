@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from recursa.tasks.code_grading import as_tests, default_sandbox, grade_code_asy
 from recursa.tasks.code_tests import CodeTest
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
-_SIGNATURE_CACHE = 4096
+_CACHE_SIZE = 4096
 
 
 def extract_code(text: str) -> str | None:
@@ -54,6 +55,15 @@ def problem_tests(problem: Problem) -> list[CodeTest]:
     return as_tests([*public, *private])
 
 
+def _fingerprint(tests: list[CodeTest], name: str | None, code: str) -> tuple[str, str]:
+    """A cache key for (program, tests): the same program on the same tests, same result."""
+    spec = json.dumps([[t.input, t.output, t.kind, t.public] for t in tests] + [name])
+    return (
+        hashlib.sha256(spec.encode()).hexdigest(),
+        hashlib.sha256(code.encode()).hexdigest(),
+    )
+
+
 def func_name(problem: Problem) -> str | None:
     name = problem.meta.get("func_name")
     return str(name) if name else None
@@ -66,6 +76,7 @@ class CodeTask(Task):
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self._sandbox = sandbox
         self._signatures: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._grades: OrderedDict[tuple[str, str], Grade] = OrderedDict()
 
     @property
     def sandbox(self) -> Sandbox:
@@ -75,6 +86,7 @@ class CodeTask(Task):
         """Use a sandbox with these limits for grading and voting from now on."""
         self._sandbox = Sandbox(config)
         self._signatures.clear()
+        self._grades.clear()
 
     def format_instruction(self, problem: Problem) -> str:
         return (
@@ -89,19 +101,32 @@ class CodeTask(Task):
         return "\n".join(line.rstrip() for line in answer.strip().splitlines())
 
     async def grade_async(self, problem: Problem, completion: str) -> Grade:
+        code = extract_code(completion)
+        if code is None:
+            return no_answer()
         tests = problem_tests(problem)
         if not tests:
-            code = extract_code(completion)
-            return no_answer() if code is None else Grade(0.0, code, "the problem has no tests")
-        return await grade_code_async(
-            completion, tests, func_name=func_name(problem), sandbox=self.sandbox
+            return Grade(0.0, code, "the problem has no tests")
+        # Populations converge: the same program is graded once per problem.
+        key = _fingerprint(tests, func_name(problem), code)
+        cached = self._grades.get(key)
+        if cached is not None:
+            self._grades.move_to_end(key)
+            return cached
+        grade = await grade_code_async(
+            code, tests, func_name=func_name(problem), sandbox=self.sandbox, extract=False
         )
+        if grade.detail.get("status") != "sandbox_error" and "could not be run" not in grade.reason:
+            self._grades[key] = grade
+            while len(self._grades) > _CACHE_SIZE:
+                self._grades.popitem(last=False)
+        return grade
 
     def grade(self, problem: Problem, completion: str) -> Grade:
         return run_blocking(self.grade_async(problem, completion))
 
     async def _signature(self, problem: Problem, code: str, public: list[CodeTest]) -> str | None:
-        key = (problem.id, hashlib.sha256(code.encode()).hexdigest())
+        key = _fingerprint(public, func_name(problem), code)
         if key in self._signatures:
             self._signatures.move_to_end(key)
             return self._signatures[key]
@@ -109,7 +134,7 @@ class CodeTask(Task):
             code, public, func_name=func_name(problem), sandbox=self.sandbox
         )
         self._signatures[key] = signature
-        while len(self._signatures) > _SIGNATURE_CACHE:
+        while len(self._signatures) > _CACHE_SIZE:
             self._signatures.popitem(last=False)
         return signature
 
