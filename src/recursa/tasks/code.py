@@ -18,17 +18,33 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from recursa.sandbox import Sandbox, SandboxConfig, run_blocking
-from recursa.tasks.base import Grade, Problem, Task, no_answer
+from recursa.tasks.base import Grade, Problem, Task, no_answer, not_text
 from recursa.tasks.code_grading import as_tests, default_sandbox, grade_code_async, output_signature
 from recursa.tasks.code_tests import CodeTest
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_OPEN = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
+_CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
+_PYTHON = {"", "python", "py", "python3"}
 _CACHE_SIZE = 4096
 
 
 def extract_code(text: str) -> str | None:
-    """The body of the last fenced code block (```python preferred, any fence accepted)."""
-    blocks = [b for b in _FENCE.findall(text) if b.strip()]
+    """The body of the last non-empty fenced block marked python (or unmarked). One pass over
+    the lines, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
+    blocks: list[str] = []
+    body: list[str] | None = None
+    language = ""
+    for line in text.splitlines():
+        if body is None:
+            opened = _OPEN.match(line)
+            if opened:
+                body, language = [], opened.group(1).lower()
+        elif _CLOSE.match(line):
+            if language in _PYTHON and "".join(body).strip():
+                blocks.append("\n".join(body))
+            body = None
+        else:
+            body.append(line)
     return blocks[-1].rstrip() + "\n" if blocks else None
 
 
@@ -101,6 +117,8 @@ class CodeTask(Task):
         return "\n".join(line.rstrip() for line in answer.strip().splitlines())
 
     async def grade_async(self, problem: Problem, completion: str) -> Grade:
+        if not isinstance(completion, str):
+            return not_text(completion)
         code = extract_code(completion)
         if code is None:
             return no_answer()

@@ -16,7 +16,7 @@ from typing import Any
 
 from recursa.errors import RecursaError
 from recursa.sandbox import Sandbox, Status, run_blocking
-from recursa.tasks.base import Grade, no_answer
+from recursa.tasks.base import Grade, no_answer, not_text
 from recursa.tasks.code_tests import CodeTest, TestOutcome, run_test
 
 TestSpec = CodeTest | dict[str, Any]
@@ -55,6 +55,8 @@ async def grade_code_async(
     the program itself."""
     from recursa.tasks.code import extract_code
 
+    if not isinstance(completion, str):
+        return not_text(completion)
     code = extract_code(completion) if extract else completion
     if code is None:
         return no_answer()
