@@ -84,4 +84,5 @@ class Solution:
 
 
 def fenced(code: str, reasoning: str = "Here is my solution.") -> str:
-    return f"{reasoning}\n```python\n{code}```\n"
+    body = code if code.endswith("\n") else code + "\n"
+    return f"{reasoning}\n```python\n{body}```\n"

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from recursa.benchmarks.base import RowSkip
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
 from recursa.tasks.base import Problem
 
@@ -181,6 +182,16 @@ def problem_from_row(row: dict[str, Any], index: int = 0) -> Problem:
             "private_tests": private,
         },
     )
+
+
+def lcb_row_problem(index: int, row: Any) -> Problem | RowSkip:
+    """A LiveCodeBench row as a problem, or the reason it cannot be used (for local files)."""
+    if not isinstance(row, dict):
+        return RowSkip(f"row is a {type(row).__name__}, not an object")
+    try:
+        return problem_from_row(row, index)
+    except UsageError as exc:
+        return RowSkip(str(exc))
 
 
 def looks_like_lcb(columns: Iterable[str]) -> bool:

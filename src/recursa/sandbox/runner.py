@@ -171,7 +171,7 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         sem = self._limits.get(loop)
         if sem is None:
-            sem = self._limits[loop] = asyncio.Semaphore(self.config.max_parallel_tests)
+            sem = self._limits[loop] = asyncio.Semaphore(self.config.parallel_tests)
         return sem
 
     async def run(

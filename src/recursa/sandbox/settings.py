@@ -36,10 +36,8 @@ class SandboxConfig(BaseModel):
         32, ge=1, description="Processes and threads one run may have at once."
     )
     max_open_files: int = Field(256, ge=16, description="Open files per process of a run.")
-    max_parallel_tests: int = Field(
-        default_factory=_default_parallel,
-        ge=1,
-        description="Program runs (tests) executed at once.",
+    max_parallel_tests: int | None = Field(
+        None, ge=1, description="Program runs (tests) at once (default: min(4, CPUs))."
     )
     isolation: IsolationMode = Field(
         "auto",
@@ -50,6 +48,11 @@ class SandboxConfig(BaseModel):
     python: str | None = Field(
         None, description="Python interpreter that runs the programs (default: this one)."
     )
+
+    @property
+    def parallel_tests(self) -> int:
+        """Runs at once: the setting, or min(4, CPUs)."""
+        return self.max_parallel_tests or _default_parallel()
 
     @property
     def cpu_limit(self) -> int:

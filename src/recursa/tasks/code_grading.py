@@ -64,7 +64,7 @@ async def grade_code_async(
     if not cases:
         return Grade(0.0, code, "the problem has no tests")
     box = sandbox or default_sandbox()
-    wave = box.config.max_parallel_tests
+    wave = box.config.parallel_tests
     try:
         for start in range(0, len(cases), wave):
             batch = cases[start : start + wave]
