@@ -75,7 +75,7 @@ def test_early_stopped_problems_keep_their_last_population(tmp_path: Path) -> No
         n=4,
         k=2,
         t=5,
-        early_stop="agree:0.5",
+        early_stop="agree:0.75",
         backend="mock",
         mock_accuracy=0.5,
         mock_quality=1.0,
