@@ -1,7 +1,7 @@
 """How long one sandboxed run takes in each isolation tier available here, and how many
 runs per second a parallel batch sustains. Prints a table; not a pass/fail test.
 
-    .venv/bin/python benchmarks/sandbox_overhead.py [--runs 20] [--parallel 2]
+    .venv/bin/python benchmarks/sandbox_overhead.py [--runs 20] [--parallel 2] [--quick]
 """
 
 from __future__ import annotations
@@ -39,9 +39,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="5 runs per tier")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 5
     print(f"| tier | what | runs | mean ms | p90 ms | runs/s ({args.parallel} parallel) |")
     print("| --- | --- | --- | --- | --- | --- |")
+    result: list[str] = []
     for mode in ("namespaces", "userns", "process"):
         found = asyncio.run(measure(mode, args.runs, args.parallel))
         if found is None:
@@ -53,6 +57,8 @@ def main() -> None:
         print(
             f"| {mode} | {what} | {len(ms)} | {statistics.mean(ms):.0f} | {p90:.0f} | {rate:.1f} |"
         )
+        result.append(f"{mode}_mean_ms={statistics.mean(ms):.0f} {mode}_runs_per_s={rate:.1f}")
+    print("RESULT " + " ".join(result))
 
 
 if __name__ == "__main__":
