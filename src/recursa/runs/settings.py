@@ -22,6 +22,12 @@ RESUMABLE_CHANGES: frozenset[str] = frozenset(
         "backend.max_retries",
         "backend.mock_latency",
         "backend.n_threads",
+        # where Ray replicas run, how many and with what resources: not what they answer
+        "backend.ray_address",
+        "backend.replicas",
+        "backend.replica_gpus",
+        "backend.replica_cpus",
+        "backend.replica_restarts",
         "eval.sandbox.max_parallel_tests",
     }
 )
