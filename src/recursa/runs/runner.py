@@ -46,6 +46,7 @@ from recursa.runs.rundir import (
 )
 from recursa.runs.settings import EvalConfig, check_same_run, dataset_fingerprint, run_settings
 from recursa.tasks import Problem, get_task
+from recursa.tasks.code import CodeTask
 from recursa.verification import choose_verified, verify_population
 
 
@@ -81,7 +82,14 @@ def _load(
         from recursa.benchmarks import load_benchmark
 
         dataset = load_benchmark(
-            benchmark, limit=ev.limit, size=ev.size, seed=seed, strict=ev.strict
+            benchmark,
+            limit=ev.limit,
+            size=ev.size,
+            seed=seed,
+            strict=ev.strict,
+            since=ev.since,
+            until=ev.until,
+            benchmark_format=ev.benchmark_format,
         )
         return benchmark, dataset
     if isinstance(benchmark, Sequence):
@@ -342,6 +350,10 @@ async def _execute(
     ev: EvalConfig,
     show_progress: bool,
 ) -> EvalResult:
+    if any(p.task == "code" for p in problems):
+        code_task = get_task("code")
+        assert isinstance(code_task, CodeTask)
+        code_task.configure_sandbox(ev.sandbox)
     model = backend if isinstance(backend, Backend) else create_backend(bcfg)
     progress = EvalProgress(len(problems), cfg.t, show_progress, lambda: journal.requested_tokens)
     try:
