@@ -35,7 +35,8 @@ class RSAConfig(BaseModel):
     )
     early_stop: str | None = Field(
         None,
-        description="Stop refining once answers agree for two steps: 'unanimous' or 'agree:F'.",
+        description="Stop refining a problem once the same answer holds all ('unanimous') or a "
+        "share F > 0.5 ('agree:F') of the population at two steps running (default off).",
     )
     sync_steps: bool = Field(
         False,
@@ -55,7 +56,8 @@ class RSAConfig(BaseModel):
 
 
 def early_stop_fraction(rule: str) -> float:
-    """The agreement fraction an early-stop rule asks for ('unanimous' is 1.0)."""
+    """The agreement fraction an early-stop rule asks for ('unanimous' is 1.0). F must be a
+    strict majority (over 0.5): a smaller share can be tied with another answer's."""
     if rule == "unanimous":
         return 1.0
     if rule.startswith("agree:"):
@@ -63,12 +65,13 @@ def early_stop_fraction(rule: str) -> float:
             value = float(rule.split(":", 1)[1])
         except ValueError:
             value = -1.0
-        if 0.0 < value <= 1.0:
+        if 0.5 < value <= 1.0:
             return value
-    raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0 < F <= 1, not {rule!r}")
+    raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0.5 < F <= 1, not {rule!r}")
 
 
 BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
+EngineName = Literal["vllm", "openai", "llamacpp", "mock"]  # what a Ray replica runs
 
 
 class BackendConfig(BaseModel):
@@ -79,8 +82,8 @@ class BackendConfig(BaseModel):
     backend: BackendName = Field("llamacpp", description="Model backend.")
     model: str | None = Field(
         None,
-        description="Model: a GGUF path (llamacpp; default the bundled SmolLM2-135M-Instruct) "
-        "or the served model name (openai).",
+        description="Model: a GGUF path (llamacpp; default the bundled SmolLM2-135M-Instruct), "
+        "the served model name (openai), or a Hugging Face name or local path (vllm).",
     )
     base_url: str | None = Field(
         None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."
@@ -113,6 +116,18 @@ class BackendConfig(BaseModel):
         None, ge=64, description="llamacpp: context window to allocate (default 8192)."
     )
     n_threads: int | None = Field(None, ge=1, description="llamacpp: CPU threads.")
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, description="vllm: GPUs each model copy is split across (default 1)."
+    )
+    data_parallel_size: int | None = Field(
+        None, ge=1, description="vllm: model copies serving requests side by side (default 1)."
+    )
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="vllm: share of GPU memory vLLM may take (default 0.9)."
+    )
+    max_model_len: int | None = Field(
+        None, ge=64, description="vllm: context window (default: the model's own)."
+    )
     mock_latency: float = Field(0.0, ge=0.0, description="mock: seconds per request.")
     mock_accuracy: float = Field(
         0.3, ge=0.0, le=1.0, description="mock: chance a fresh sample is correct."
@@ -122,6 +137,23 @@ class BackendConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="mock: chance an aggregation picks a correct candidate when one is shown.",
+    )
+    # -- ray: engine replicas as Ray actors (docs/DISTRIBUTED.md) --------------------------------
+    ray_address: str | None = Field(
+        None,
+        description="ray: cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001') or 'local' "
+        "for a new local instance (default: RAY_ADDRESS, else local).",
+    )
+    replicas: int = Field(1, ge=1, description="ray: engine replicas, one Ray actor each.")
+    engine: EngineName = Field("vllm", description="ray: the backend every replica runs.")
+    replica_gpus: float | None = Field(
+        None,
+        ge=0,
+        description="ray: GPUs per replica (default: vllm's tensor x data parallel size, else 0).",
+    )
+    replica_cpus: float = Field(1.0, ge=0, description="ray: CPUs reserved per replica.")
+    replica_restarts: int = Field(
+        3, ge=-1, description="ray: times Ray restarts a dead replica (-1: without limit)."
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recursa.errors import UsageError
 from recursa.tasks import Problem
+
+log = logging.getLogger("recursa.benchmarks")
 
 
 @dataclass
@@ -60,5 +63,6 @@ def collect(
         problems.append(item)
         if limit is not None and len(problems) >= limit:
             break
-    # No warning here: the caller says what was skipped (eval logs it, grade prints a note).
+    if skipped and problems:  # with no problems at all, the caller's error says why
+        log.warning("%s: skipped %d row(s) missing what their task needs", name, len(skipped))
     return Dataset(name=name, problems=problems, skipped=skipped, notes=list(notes or []))
