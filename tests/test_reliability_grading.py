@@ -251,6 +251,19 @@ def test_adversarial_math_is_time_bounded_on_and_off_the_main_thread(text: str) 
     check_grade(_in_thread(lambda: bounded(lambda: task.grade(problem, text))))
 
 
+def test_huge_number_math_is_bounded_on_the_main_thread_without_signals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An alarm can be swallowed (it may land in a finaliser); here no alarm fires at all, as
+    if every one were swallowed, and a power tower still ends: it goes to the helper."""
+    import signal
+
+    monkeypatch.setattr(signal, "alarm", lambda seconds: 0)
+    problem = Problem("m", "q", "1", "math")
+    grade = bounded(lambda: get_task("math").grade(problem, "\\boxed{9^{9^{9^{9}}}}"))
+    assert grade.score == 0.0
+
+
 def test_majority_vote_over_adversarial_answers_is_bounded() -> None:
     task = get_task("math")
     texts_ = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{1}", "\\boxed{" + "{" * 2000 + "}"]

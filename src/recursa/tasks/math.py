@@ -72,10 +72,20 @@ def math_verify_here(gold: str, target: str) -> bool:
         return False
 
 
+#: Answers whose parsing or comparison may build huge numbers (powers, factorials, binomials).
+#: On the main thread math-verify's `signal.alarm` limit usually stops them, but an alarm that
+#: lands in a finaliser or a garbage-collector callback is swallowed and the work goes on, so
+#: these always go to the helper process, whose deadline nothing can swallow.
+_HEAVY = re.compile(r"\^|!|\*\*|\\exp|\\binom|\\choose")
+
+
 def _math_verify_equal(gold: str, target: str) -> bool:
     """math-verify equivalence with a time limit in every thread: here on the main thread, in
-    a helper process (`math_worker`) elsewhere, where `signal.alarm` cannot interrupt."""
-    if threading.current_thread() is threading.main_thread() or os.name != "posix":
+    a helper process (`math_worker`) elsewhere, where `signal.alarm` cannot interrupt, and for
+    answers that may build huge numbers (`_HEAVY`) everywhere."""
+    heavy = _HEAVY.search(gold) is not None or _HEAVY.search(target) is not None
+    main = threading.current_thread() is threading.main_thread()
+    if os.name != "posix" or (main and not heavy):
         return math_verify_here(gold, target)
     from recursa.tasks.math_worker import verify_in_child
 
