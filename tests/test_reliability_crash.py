@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import signal
 import sqlite3
@@ -134,6 +135,28 @@ def test_five_sigkills_at_random_points_then_resume_match_the_uninterrupted_run(
     per_session = session_rows(out)
     assert sum(per_session) == TOTAL and per_session[-1] == TOTAL - seen
     assert result.summary["run"]["sessions"] == KILLS + 1
+    assert outputs(out) == outputs(uninterrupted)
+
+
+def test_a_full_disk_stops_the_run_and_resume_completes_it(
+    data: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+
+    def small_disk() -> None:  # root ignores permissions; a file-size limit fails for anyone
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (120_000, 120_000))
+
+    argv = [sys.executable, "-m", "recursa", "-q", "eval", str(data), *RSA, "--out", str(out)]
+    full = subprocess.run(argv, capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    assert full.returncode == 1, full.stderr
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and "disk I/O error" in lines[0] and "Traceback" not in full.stderr
+    kept = rows(out)
+    assert 0 < kept < TOTAL
+    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert session_rows(out)[0] == kept and sum(session_rows(out)) == TOTAL
     assert outputs(out) == outputs(uninterrupted)
 
 

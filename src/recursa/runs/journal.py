@@ -16,6 +16,7 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from recursa.backends.base import Completion, GenerationRequest
@@ -121,6 +122,13 @@ class Journal:
             return self._damaged(_one_line(str(exc)))
         return RecursaError(f"cannot use the journal {self.path}: {_one_line(str(exc))}")
 
+    def _sql(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        """One statement; an SQLite failure (a full disk, an I/O error) is a RecursaError."""
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
+
     def _check_integrity(self) -> None:
         rows = self._db.execute("PRAGMA integrity_check(3)").fetchall()
         if not rows or rows[0][0] != "ok":
@@ -129,15 +137,15 @@ class Journal:
 
     # -- metadata and sessions ----------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._sql("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._sql("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def begin_session(self) -> int:
         """Start a session (one process's work on the run); returns its number."""
-        cur = self._db.execute("INSERT INTO sessions (started) VALUES (?)", (time.time(),))
+        cur = self._sql("INSERT INTO sessions (started) VALUES (?)", (time.time(),))
         self.session = int(cur.lastrowid or 0)
         return self.session
 
@@ -154,7 +162,7 @@ class Journal:
         """Working time over all sessions; a session that was killed counts up to its last
         journaled completion."""
         total = 0.0
-        rows = self._db.execute(
+        rows = self._sql(
             "SELECT s.started, s.ended, (SELECT MAX(created) FROM completions c "
             "WHERE c.session = s.id) FROM sessions s"
         ).fetchall()
@@ -164,7 +172,7 @@ class Journal:
         return total
 
     def sessions(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])
+        return int(self._sql("SELECT COUNT(*) FROM sessions").fetchone()[0])
 
     # -- completions --------------------------------------------------------------------
     def count(self, phase: str | None = None, session: int | None = None) -> int:
@@ -174,10 +182,10 @@ class Journal:
             sql, args = sql + " AND phase = ?", [*args, phase]
         if session is not None:
             sql, args = sql + " AND session = ?", [*args, session]
-        return int(self._db.execute(sql, args).fetchone()[0])
+        return int(self._sql(sql, args).fetchone()[0])
 
     def get(self, problem_id: str, phase: str, step: int, slot: int) -> Completion | None:
-        row = self._db.execute(
+        row = self._sql(
             "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM completions "
             "WHERE problem_id = ? AND phase = ? AND step = ? AND slot = ?",
             (problem_id, phase, step, slot),
