@@ -18,6 +18,7 @@ from recursa.errors import RecursaError
 COMMANDS: dict[str, str] = {
     "solve": "recursa.cli.solve",
     "serve": "recursa.cli.serve",
+    "rl": "recursa.cli.rl",
 }
 
 

@@ -44,18 +44,20 @@ def add_model_flags(
             continue
         flags = ALIASES.get(name) or [f"--{name.replace('_', '-')}"]
         kind, choices = _plain_type(field.annotation)
-        default = field.default
+        default = None if field.is_required() else field.default
         desc = field.description or ""
+        shown = "" if default is None else f" (default: {default})"
+        if field.is_required():
+            shown = " (required)"
         if kind is bool:
             parser.add_argument(
                 *flags,
                 dest=name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"{desc} (default: {default})",
+                help=f"{desc}{shown}",
             )
             continue
-        shown = "" if default is None else f" (default: {default})"
         parser.add_argument(
             *flags,
             dest=name,
