@@ -237,6 +237,25 @@ GENERATION_SETTINGS = frozenset(
 )
 
 
+def journaled(
+    store: CompletionStore, problems: Sequence[Problem], m: int
+) -> tuple[Candidates, int]:
+    """The problems whose M candidates are all in the store already (no backend needed for
+    them), and how many stored candidates there are in all (partial populations too)."""
+    complete: Candidates = {}
+    found = 0
+    for problem in problems:
+        texts = []
+        for slot in range(m):
+            completion = store.lookup(problem.id, 1, slot)
+            if completion is not None:
+                texts.append(completion.text)
+        found += len(texts)
+        if len(texts) == m:
+            complete[problem.id] = texts
+    return complete, found
+
+
 def recorded_settings(
     s: BuildSettings, backend_config: BackendConfig, fingerprint: str
 ) -> dict[str, Any]:
@@ -286,8 +305,10 @@ def build_data(
             journal.begin_session()
             try:
                 wanted = [p for p in problems if p.id in plan.agg_ids]
-                candidates = generate_candidates(wanted, backend_config, s, journal, quiet)
-                generated, reused = journal.requested, journal.reused
+                candidates, reused = journaled(journal, wanted, s.m)
+                missing = [p for p in wanted if p.id not in candidates]
+                candidates.update(generate_candidates(missing, backend_config, s, journal, quiet))
+                generated = journal.requested
             finally:
                 journal.end_session()
                 journal.close()
