@@ -190,7 +190,9 @@ def test_resume_reuses_the_journal_and_may_change_the_mixture(
         build_data(changed, BackendConfig(backend="mock"), quiet=True)
 
 
-def test_an_existing_build_is_not_overwritten(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_existing_build_is_not_overwritten(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli_build(built) == 2
     assert "--resume" in capsys.readouterr().err
 
@@ -205,9 +207,7 @@ def test_eval_run_directory_source_makes_no_backend_calls(
     from recursa.runs.journal import GENERATE, Journal
 
     run = tmp_path / "eval-run"
-    evaluate(
-        "rg:basic_arithmetic", out=run, backend="mock", n=4, k=2, t=2, size=6, seed=3
-    )
+    evaluate("rg:basic_arithmetic", out=run, backend="mock", n=4, k=2, t=2, size=6, seed=3)
 
     calls: list[Any] = []
     original = MockBackend.generate
