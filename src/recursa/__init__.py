@@ -6,6 +6,7 @@ from recursa.config import BackendConfig, RSAConfig
 from recursa.engine import Engine
 from recursa.errors import BackendError, RecursaError, UsageError
 from recursa.result import Candidate, SolveResult, StepResult
+from recursa.runs import EvalConfig, EvalResult, evaluate, evaluate_async
 from recursa.tasks import Grade, Problem, Task, get_task
 
 __version__ = "0.1.0"
@@ -18,6 +19,8 @@ __all__ = [
     "Completion",
     "Dispatcher",
     "Engine",
+    "EvalConfig",
+    "EvalResult",
     "GenerationRequest",
     "Grade",
     "Problem",
@@ -28,6 +31,8 @@ __all__ = [
     "Task",
     "UsageError",
     "__version__",
+    "evaluate",
+    "evaluate_async",
     "get_task",
     "solve",
     "solve_async",

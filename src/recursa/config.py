@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from recursa.errors import UsageError
 
-TaskName = Literal["general", "math", "rg", "mcq", "code"]
+TaskName = Literal["general", "math", "rg", "mcq", "code", "arc"]
 SelectionName = Literal["majority", "random"]
 
 

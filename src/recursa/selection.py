@@ -76,3 +76,16 @@ def random_member(candidates: list[Candidate], seed: int, problem_id: str) -> Ca
     if not candidates:
         raise ValueError("random choice from an empty population")
     return stable_rng("random-member", seed, problem_id).choice(candidates)
+
+
+def top_answers(
+    task: Task, candidates: list[Candidate], seed: int, problem_id: str, k: int
+) -> list[Candidate]:
+    """One representative (the first member) of each of the `k` largest answer clusters,
+    largest first, ties broken as in `majority_vote`. Candidates without an extracted answer
+    are never returned, so fewer than `k` come back when fewer distinct answers exist. With
+    k = 2 this is ARC's pass@2: the problem counts as solved if either representative is."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, not {k}")
+    ranked = ranked_clusters(task, candidates, seed, problem_id)
+    return [candidates[c.members[0]] for c in ranked if c.answer is not None][:k]

@@ -4,7 +4,9 @@ The simulated model answers in the format the prompt asks for (`\\boxed{}`, `<an
 a "Final answer:" line). A fresh sample is correct with probability `accuracy`. When the prompt
 shows candidates (an aggregation prompt), with probability `quality` it aggregates: it returns
 the correct answer if any candidate holds it, else the most common candidate answer; otherwise
-it samples afresh. So `quality` is how much aggregation helps. The correct answer is the
+it samples afresh. So `quality` is how much aggregation helps. Asked to judge a candidate
+(self-verification, `meta["phase"] == "verify"`), it answers True or False, judging the
+candidate's last answer correctly with probability `quality`. The correct answer is the
 request's `meta["reference"]` when the engine knows it, else a number derived from the problem
 id. Every output is a deterministic function of the request (its seed, key and messages).
 """
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
 Script = Callable[[GenerationRequest], str] | Sequence[str]
 
 _BOXED = re.compile(r"\\boxed\{([^{}]+)\}")
-_TAGGED = re.compile(r"<answer>(.+?)</answer>", re.DOTALL)
+# A span holds no tag itself: the instruction's empty "<answer></answer>" must not pair with
+# the next candidate's closing tag.
+_TAGGED = re.compile(r"<answer>((?:(?!</?answer>).)+)</answer>", re.DOTALL)
 _FINAL = re.compile(r"^Final answer:[ \t]*(\S.*)$", re.MULTILINE)
 
 
@@ -38,9 +42,22 @@ def _answer_format(prompt: str) -> str:
     return "final"
 
 
+# Candidates sit between "---- Solution i ----" / "---- Candidate solution ----" headers and
+# an "---- End of candidate(s) ----" line; answer spans elsewhere (the format instruction's own
+# example, "<answer>your answer</answer>") are not candidates' answers.
+_SHOWN = re.compile(
+    r"^---- (?:Solution \d+|Candidate solution) ----$(.*)^---- End of candidates? ----$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
 def _spans(prompt: str, fmt: str) -> list[str]:
+    """The answers of the candidates a prompt shows (none in a plain prompt)."""
+    section = _SHOWN.search(prompt)
+    if section is None:
+        return []
     pattern = {"boxed": _BOXED, "tagged": _TAGGED, "final": _FINAL}[fmt]
-    return [m.strip() for m in pattern.findall(prompt) if m.strip()]
+    return [m.strip() for m in pattern.findall(section.group(1)) if m.strip()]
 
 
 def _render(answer: str, fmt: str) -> str:
@@ -97,7 +114,17 @@ class MockBackend(Backend):
             return str(int(truth) + 1 + pick)
         return f"{truth} (variant {pick + 1})"
 
+    def judge(self, request: GenerationRequest) -> str:
+        """A True/False verdict on the candidate shown in a self-verification prompt."""
+        prompt = request.messages[-1]["content"]
+        shown = _spans(prompt, _answer_format(prompt))
+        right = bool(shown) and shown[-1] == self.truth(request)
+        rng = stable_rng("mock-judge", request.seed, request.key, prompt)
+        return str(right if rng.random() < self.quality else not right)
+
     def simulate(self, request: GenerationRequest) -> str:
+        if request.meta.get("phase") == "verify":
+            return self.judge(request)
         prompt = request.messages[-1]["content"]
         fmt = _answer_format(prompt)
         truth = self.truth(request)

@@ -17,7 +17,10 @@ from recursa.errors import RecursaError
 #: subcommand -> module under recursa.cli with `register(subparsers)` and `run(args) -> int`.
 COMMANDS: dict[str, str] = {
     "solve": "recursa.cli.solve",
+    "eval": "recursa.cli.eval",
+    "report": "recursa.cli.report",
     "serve": "recursa.cli.serve",
+    "grade": "recursa.cli.grade",
     "rl": "recursa.cli.rl",
 }
 

@@ -44,6 +44,8 @@ def add_model_flags(
             continue
         flags = ALIASES.get(name) or [f"--{name.replace('_', '-')}"]
         kind, choices = _plain_type(field.annotation)
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        metavar = str(extra.get("metavar") or name.upper())
         default = None if field.is_required() else field.default
         desc = field.description or ""
         shown = "" if default is None else f" (default: {default})"
@@ -64,15 +66,17 @@ def add_model_flags(
             type=kind,
             choices=choices,
             default=argparse.SUPPRESS,
-            metavar=None if choices else name.upper(),
+            metavar=None if choices else metavar,
             help=f"{desc}{shown}",
         )
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """The RSA and backend flags shared by solve, eval and serve, plus --config."""
+def add_settings_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
+    """The RSA and backend flags shared by solve, eval and serve, plus --config; `skip`
+    leaves out settings a command decides itself (eval takes each problem's task from the
+    benchmark)."""
     rsa = parser.add_argument_group("RSA settings")
-    add_model_flags(rsa, RSAConfig)
+    add_model_flags(rsa, RSAConfig, skip)
     backend = parser.add_argument_group("backend settings")
     add_model_flags(backend, BackendConfig)
     parser.add_argument(

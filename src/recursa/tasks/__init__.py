@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recursa.errors import UsageError
+from recursa.tasks.arc import ArcTask
 from recursa.tasks.base import Grade, Problem, Task
 from recursa.tasks.code import CodeTask
 from recursa.tasks.general import GeneralTask
@@ -18,6 +19,7 @@ TASKS: dict[str, type[Task]] = {
     "rg": ReasoningGymTask,
     "mcq": MultipleChoiceTask,
     "code": CodeTask,
+    "arc": ArcTask,
 }
 
 _INSTANCES: dict[str, Task] = {}

@@ -82,3 +82,7 @@ def no_reference(answer: str | None) -> Grade:
 
 def no_answer() -> Grade:
     return Grade(0.0, None, "no answer found in the completion")
+
+
+def not_text(completion: object) -> Grade:
+    return Grade(0.0, None, f"the completion is a {type(completion).__name__}, not text")

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import re
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer
+from recursa.tasks.base import Grade, Problem, Task, not_text
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_OPEN = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
+_CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
+_PYTHON = {"", "python", "py", "python3"}
 
 
 def extract_code(text: str) -> str | None:
-    """The body of the last fenced code block (```python preferred, any fence accepted)."""
-    blocks = [b for b in _FENCE.findall(text) if b.strip()]
+    """The body of the last non-empty fenced block marked python (or unmarked). One pass over
+    the lines, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
+    blocks: list[str] = []
+    body: list[str] | None = None
+    language = ""
+    for line in text.splitlines():
+        if body is None:
+            opened = _OPEN.match(line)
+            if opened:
+                body, language = [], opened.group(1).lower()
+        elif _CLOSE.match(line):
+            if language in _PYTHON and "".join(body).strip():
+                blocks.append("\n".join(body))
+            body = None
+        else:
+            body.append(line)
     return blocks[-1].rstrip() + "\n" if blocks else None
 
 
@@ -27,6 +43,17 @@ def io_instruction(problem: Problem) -> str:
         "Your program must read its input from standard input and write the answer to "
         "standard output."
     )
+
+
+def grade_code(completion: str, reference: object) -> Grade:
+    """Extraction only: a program is correct when its tests pass, and running them needs a
+    sandbox this grader does not have, so the score is 0 with that reason."""
+    if not isinstance(completion, str):
+        return not_text(completion)
+    code = extract_code(completion)
+    if code is None:
+        return Grade(0.0, None, "no fenced Python block in the completion")
+    return Grade(0.0, code, "code is graded by running its tests, which this grader cannot do")
 
 
 class CodeTask(Task):
@@ -46,7 +73,4 @@ class CodeTask(Task):
         return "\n".join(line.rstrip() for line in answer.strip().splitlines())
 
     def grade(self, problem: Problem, completion: str) -> Grade:
-        code = extract_code(completion)
-        if code is None:
-            return no_answer()
-        return Grade(0.0, code, "code problems are graded by running tests (recursa eval)")
+        return grade_code(completion, problem.answer)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, normalize_text
+from recursa.tasks.base import (
+    Grade,
+    Problem,
+    Task,
+    no_answer,
+    no_reference,
+    normalize_text,
+    not_text,
+)
 
 _FINAL = re.compile(r"final answer\s*[:：]\s*(.+)", re.IGNORECASE)
 
@@ -21,6 +29,8 @@ def extract_final_line(text: str) -> str | None:
 
 def grade_general(completion: str, reference: object) -> Grade:
     """Case- and whitespace-insensitive exact match of the final line."""
+    if not isinstance(completion, str):
+        return not_text(completion)
     answer = extract_final_line(completion)
     if answer is None:
         return no_answer()

@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
-from typing import Any
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference
+from recursa.tasks.base import Grade, Problem, Task, no_reference, not_text
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_INTEGER = re.compile(r"[+-]?\d+")
+#: Answers longer than this are compared by normal form only: math-verify's parser is slow
+#: on long inputs, and a real final answer is short.
+MAX_VERIFY_CHARS = 1000
 
 
 def extract_boxed(text: str) -> str | None:
-    """The content of the last complete `\\boxed{...}` (nested braces balanced), or None."""
-    last: str | None = None
-    for match in _BOX_START.finditer(text):
+    """The content of the last complete, non-empty `\\boxed{...}` (nested braces balanced).
+
+    Searched from the end, so a completion full of unclosed boxes costs linear time: a box
+    still open at the end of the text means every earlier box that reaches it is open too."""
+    limit = len(text)
+    for match in reversed(list(_BOX_START.finditer(text))):
+        if match.start() >= limit:
+            continue
         depth, i = 1, match.end()
-        while i < len(text) and depth:
+        while i < limit and depth:
             ch = text[i]
             if ch == "{":
                 depth += 1
             elif ch == "}":
                 depth -= 1
             i += 1
-        if depth == 0:
-            content = text[match.end() : i - 1].strip()
-            if content:
-                last = content
-    return last
+        if depth:
+            limit = match.start()
+            continue
+        content = text[match.end() : i - 1].strip()
+        if content:
+            return content
+    return None
 
 
 _STRIP = [
@@ -48,35 +59,49 @@ def math_key(answer: str) -> str:
     return s.rstrip(".")
 
 
-def _math_verify_equal(gold: str, target: str) -> bool:
-    """math-verify equivalence; its signal-based time limits only work on the main thread."""
+def math_verify_here(gold: str, target: str) -> bool:
+    """math-verify in this thread, with its default time limits (main thread only: they use
+    `signal.alarm`). A time limit hit or a parse failure counts as not equal."""
+    from math_verify import parse, verify
+
     try:
-        from math_verify import parse, verify
-    except ImportError:  # pragma: no cover - math-verify is a core dependency
-        return False
-    main = threading.current_thread() is threading.main_thread()
-    kwargs: dict[str, Any] = {} if main else {"parsing_timeout": None}
-    try:
-        g = parse(f"${gold}$", **kwargs)
-        t = parse(f"${target}$", **kwargs)
-        if not g or not t:
-            return False
-        vkw: dict[str, Any] = {} if main else {"timeout_seconds": None}
-        return bool(verify(g, t, **vkw))
+        g = parse(f"${gold}$")
+        t = parse(f"${target}$")
+        return bool(g) and bool(t) and bool(verify(g, t))
     except Exception:  # math-verify raises many kinds on adversarial input; never propagate
         return False
 
 
+def _math_verify_equal(gold: str, target: str) -> bool:
+    """math-verify equivalence with a time limit in every thread: here on the main thread, in
+    a helper process (`math_worker`) elsewhere, where `signal.alarm` cannot interrupt."""
+    if threading.current_thread() is threading.main_thread() or os.name != "posix":
+        return math_verify_here(gold, target)
+    from recursa.tasks.math_worker import verify_in_child
+
+    return bool(verify_in_child(gold, target))
+
+
 def math_equivalent(a: str, b: str) -> bool:
-    """Same normal form, or mathematically equal according to math-verify."""
-    return math_key(a) == math_key(b) or _math_verify_equal(a, b)
+    """Same normal form, or mathematically equal according to math-verify. Two integers are
+    compared as integers; over-long answers by normal form only."""
+    ka, kb = math_key(a), math_key(b)
+    if ka == kb:
+        return True
+    if _INTEGER.fullmatch(ka) and _INTEGER.fullmatch(kb):
+        return int(ka) == int(kb)
+    if len(a) > MAX_VERIFY_CHARS or len(b) > MAX_VERIFY_CHARS:
+        return False
+    return _math_verify_equal(a, b)
 
 
 def grade_math(completion: str, reference: object) -> Grade:
     """1.0 when the last boxed answer equals the reference (math-verify), else 0.0 and why."""
+    if not isinstance(completion, str):
+        return not_text(completion)
     answer = extract_boxed(completion)
     if answer is None:
-        return no_answer()
+        return Grade(0.0, None, "no complete \\boxed{...} answer in the completion")
     if reference is None or str(reference).strip() == "":
         return no_reference(answer)
     ok = math_equivalent(str(reference), answer)

