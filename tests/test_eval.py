@@ -75,7 +75,7 @@ def test_early_stopped_problems_keep_their_last_population(tmp_path: Path) -> No
         n=4,
         k=2,
         t=5,
-        early_stop="agree:0.5",
+        early_stop="agree:0.75",
         backend="mock",
         mock_accuracy=0.5,
         mock_quality=1.0,
@@ -126,7 +126,6 @@ def test_settings_a_method_fixes_cannot_be_contradicted(tmp_path: Path) -> None:
 def test_self_verify_picks_among_answers_judged_true(tmp_path: Path) -> None:
     problems = rg_problems(size=3)
     truth = {p.id: str(p.answer) for p in problems}
-    helper = MockBackend()
 
     def script(request: GenerationRequest) -> str:
         pid, slot = request.meta["problem_id"], request.meta["slot"]
@@ -134,7 +133,7 @@ def test_self_verify_picks_among_answers_judged_true(tmp_path: Path) -> None:
             return "True." if slot == 3 else "False, the sum is wrong."
         if slot == 3:  # the lone dissenter is right; the majority agrees on a wrong answer
             return f"<answer>{truth[pid]}</answer>"
-        return "<answer>wrong</answer>" if slot > 0 else helper.simulate(request)
+        return "<answer>wrong</answer>" if slot > 0 else "<answer>also wrong</answer>"
 
     backend = MockBackend(script=script)
     result = evaluate(

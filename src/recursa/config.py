@@ -35,7 +35,8 @@ class RSAConfig(BaseModel):
     )
     early_stop: str | None = Field(
         None,
-        description="Stop refining once answers agree for two steps: 'unanimous' or 'agree:F'.",
+        description="Stop refining a problem once the same answer holds all ('unanimous') or a "
+        "share F > 0.5 ('agree:F') of the population at two steps running (default off).",
     )
     sync_steps: bool = Field(
         False,
@@ -55,7 +56,8 @@ class RSAConfig(BaseModel):
 
 
 def early_stop_fraction(rule: str) -> float:
-    """The agreement fraction an early-stop rule asks for ('unanimous' is 1.0)."""
+    """The agreement fraction an early-stop rule asks for ('unanimous' is 1.0). F must be a
+    strict majority (over 0.5): a smaller share can be tied with another answer's."""
     if rule == "unanimous":
         return 1.0
     if rule.startswith("agree:"):
@@ -63,9 +65,9 @@ def early_stop_fraction(rule: str) -> float:
             value = float(rule.split(":", 1)[1])
         except ValueError:
             value = -1.0
-        if 0.0 < value <= 1.0:
+        if 0.5 < value <= 1.0:
             return value
-    raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0 < F <= 1, not {rule!r}")
+    raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0.5 < F <= 1, not {rule!r}")
 
 
 BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
@@ -79,8 +81,8 @@ class BackendConfig(BaseModel):
     backend: BackendName = Field("llamacpp", description="Model backend.")
     model: str | None = Field(
         None,
-        description="Model: a GGUF path (llamacpp; default the bundled SmolLM2-135M-Instruct) "
-        "or the served model name (openai).",
+        description="Model: a GGUF path (llamacpp; default the bundled SmolLM2-135M-Instruct), "
+        "the served model name (openai), or a Hugging Face name or local path (vllm).",
     )
     base_url: str | None = Field(
         None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."
@@ -102,6 +104,18 @@ class BackendConfig(BaseModel):
         None, ge=64, description="llamacpp: context window to allocate (default 8192)."
     )
     n_threads: int | None = Field(None, ge=1, description="llamacpp: CPU threads.")
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, description="vllm: GPUs each model copy is split across (default 1)."
+    )
+    data_parallel_size: int | None = Field(
+        None, ge=1, description="vllm: model copies serving requests side by side (default 1)."
+    )
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="vllm: share of GPU memory vLLM may take (default 0.9)."
+    )
+    max_model_len: int | None = Field(
+        None, ge=64, description="vllm: context window (default: the model's own)."
+    )
     mock_latency: float = Field(0.0, ge=0.0, description="mock: seconds per request.")
     mock_accuracy: float = Field(
         0.3, ge=0.0, le=1.0, description="mock: chance a fresh sample is correct."

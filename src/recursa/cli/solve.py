@@ -73,5 +73,17 @@ def run(args: argparse.Namespace) -> int:
         f"({result.usage['generations']} generations, {result.usage['prompt_tokens']} prompt "
         f"+ {result.usage['completion_tokens']} completion tokens)"
     )
+    if rsa.early_stop:
+        print(early_stop_line(result.steps_run, rsa.t, result.generations_saved))
     print("\n" + result.text.strip())
     return 0
+
+
+def early_stop_line(steps_run: int, steps: int, saved: int) -> str:
+    """What early stop did, in one line."""
+    if saved:
+        return (
+            f"(early stop: the population agreed at steps {steps_run - 1} and {steps_run}; "
+            f"stopped after step {steps_run} of {steps}, {saved} generations saved)"
+        )
+    return f"(early stop: no consensus before step {steps}; 0 generations saved)"
