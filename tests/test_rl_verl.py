@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 
 from recursa.cli import main
+from recursa.rl.rows import build_row, write_parquet
+from recursa.tasks import Problem
 
 
-def write_script(tmp_path: Path, *extra: str) -> Path:
+def write_script(tmp_path: Path, *extra: str, val_rows: int = 1) -> Path:
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
-    (data / "train.parquet").write_bytes(b"")
-    (data / "val.parquet").write_bytes(b"")
+    row = build_row(Problem("p", "What is 1+1?", "2", "math"), "unit", 0, "train", None, 4, 0)
+    write_parquet([row], data / "train.parquet")
+    write_parquet([row] * val_rows, data / "val.parquet")
     out = tmp_path / "launch.sh"
     code = main(
         [
@@ -87,10 +90,18 @@ def test_script_hands_verl_the_paper_settings(tmp_path: Path) -> None:
         "trainer.nnodes": "2",
         "trainer.n_gpus_per_node": "4",
         "trainer.total_training_steps": "300",
+        "trainer.test_freq": "50",
         "trainer.resume_mode": "disable",
     }
     for key, value in expected.items():
         assert given.get(key) == value, key
+
+
+def test_an_empty_validation_file_is_not_used(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "--gpus-per-node", "1", val_rows=0)
+    given = dict(a.split("=", 1) for a in run_with_fake_python(script, tmp_path)[2:])
+    assert given["data.val_files"].endswith("/train.parquet")
+    assert given["trainer.test_freq"] == "-1"
 
 
 def test_prompt_length_follows_k_and_max_tokens(tmp_path: Path) -> None:

@@ -292,6 +292,10 @@ def train(
         processing_class=tokenizer,
         callbacks=[reward_log_callback(reward_log)],
     )
+    if quiet:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # the per-step dicts on stdout
     trainer.train(resume_from_checkpoint=checkpoint)
     final = out / FINAL_DIR
     trainer.save_model(str(final))

@@ -91,9 +91,26 @@ class VerlSettings(BaseModel):
         return self.max_response_length or self.max_tokens
 
 
-def _val_file(data: Path) -> str:
-    """val.parquet when build-data wrote one, else the training file (verl needs a val set)."""
-    return "val.parquet" if (data / "val.parquet").is_file() else "train.parquet"
+def has_rows(path: Path) -> bool:
+    """Whether a parquet file exists and holds rows (existence alone without pyarrow)."""
+    if not path.is_file():
+        return False
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return True
+    try:
+        return bool(pq.read_metadata(path).num_rows)
+    except Exception:  # not parquet (yet): let verl report it where the script runs
+        return True
+
+
+def overrides_for_validation(data: Path, test_freq: int) -> list[tuple[str, object]]:
+    """val.parquet when build-data wrote one with rows; else the training file, which verl
+    still needs as a val set, and no periodic validation."""
+    if has_rows(data / "val.parquet"):
+        return [("data.val_files", '"$DATA_DIR/val.parquet"'), ("trainer.test_freq", test_freq)]
+    return [("data.val_files", '"$DATA_DIR/train.parquet"'), ("trainer.test_freq", -1)]
 
 
 def overrides(s: VerlSettings) -> list[tuple[str, str]]:
@@ -103,7 +120,7 @@ def overrides(s: VerlSettings) -> list[tuple[str, str]]:
         ("algorithm.adv_estimator", "rloo"),
         ("algorithm.use_kl_in_reward", "False"),
         ("data.train_files", '"$DATA_DIR/train.parquet"'),
-        ("data.val_files", f'"$DATA_DIR/{_val_file(Path(s.data))}"'),
+        *overrides_for_validation(Path(s.data).expanduser(), s.test_freq),
         ("data.prompt_key", "prompt"),
         ("data.max_prompt_length", s.prompt_limit),
         ("data.max_response_length", s.response_limit),
@@ -136,7 +153,6 @@ def overrides(s: VerlSettings) -> list[tuple[str, str]]:
         ("trainer.total_training_steps", s.steps),
         ("trainer.total_epochs", 1000),
         ("trainer.save_freq", s.save_freq),
-        ("trainer.test_freq", s.test_freq),
         ("trainer.val_before_train", "False"),
         ("trainer.project_name", shlex.quote(s.project)),
         ("trainer.experiment_name", shlex.quote(s.experiment)),
