@@ -35,7 +35,7 @@ def pick_count(total: int, fraction: float) -> int:
 
 
 def choose(ids: Sequence[str], count: int, seed: int, purpose: str) -> set[str]:
-    """`count` of the ids (in their order), chosen by an RNG seeded from (purpose, seed, how
+    """`count` of the ids, picked by position with an RNG seeded from (purpose, seed, how
     many ids there are)."""
     rng = stable_rng(purpose, seed, len(ids))
     return {ids[i] for i in rng.sample(range(len(ids)), count)}
