@@ -71,6 +71,7 @@ def early_stop_fraction(rule: str) -> float:
 
 
 BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
+EngineName = Literal["vllm", "openai", "llamacpp", "mock"]  # what a Ray replica runs
 
 
 class BackendConfig(BaseModel):
@@ -125,6 +126,23 @@ class BackendConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="mock: chance an aggregation picks a correct candidate when one is shown.",
+    )
+    # -- ray: engine replicas as Ray actors (docs/DISTRIBUTED.md) --------------------------------
+    ray_address: str | None = Field(
+        None,
+        description="ray: cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001') or 'local' "
+        "for a new local instance (default: RAY_ADDRESS, else local).",
+    )
+    replicas: int = Field(1, ge=1, description="ray: engine replicas, one Ray actor each.")
+    engine: EngineName = Field("vllm", description="ray: the backend every replica runs.")
+    replica_gpus: float | None = Field(
+        None,
+        ge=0,
+        description="ray: GPUs per replica (default: vllm's tensor x data parallel size, else 0).",
+    )
+    replica_cpus: float = Field(1.0, ge=0, description="ray: CPUs reserved per replica.")
+    replica_restarts: int = Field(
+        3, ge=-1, description="ray: times Ray restarts a dead replica (-1: without limit)."
     )
 
 

@@ -212,12 +212,17 @@ class Engine:
                     )
                 )
         population = await gather_or_cancel(coros)
+        keys = await state.task.vote_keys(state.problem, [c.answer for c in population])
+        if keys is not None:
+            for candidate, key in zip(population, keys, strict=True):
+                candidate.vote_key = key
         top = ranked_clusters(state.task, population, cfg.seed, pid)[0]
         result = StepResult(
             step=step,
             candidates=population,
             agreement=len(top.members) / len(population),
             majority_answer=top.answer,
+            majority_key=population[top.members[0]].vote_key,
         )
         earlier = state.steps[-1] if state.steps else None
         if not self.keep_history and state.steps:
@@ -239,10 +244,14 @@ class Engine:
             return False
         if current.majority_answer is None or earlier.majority_answer is None:
             return False
+        if current.majority_key is not None and earlier.majority_key is not None:
+            same = current.majority_key == earlier.majority_key
+        else:
+            same = task.equivalent(earlier.majority_answer, current.majority_answer)
         return (
             current.agreement >= self._stop_fraction
             and earlier.agreement >= self._stop_fraction
-            and task.equivalent(earlier.majority_answer, current.majority_answer)
+            and same
         )
 
     # -- whole problems -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from recursa.benchmarks.base import RowSkip
+from recursa.benchmarks.lcb import lcb_row_problem, looks_like_lcb
 from recursa.tasks import TASKS, Problem
 from recursa.tasks.arc import arc_problem_error
 
@@ -219,6 +220,8 @@ def row_problem(index: int, row: Any) -> Problem | RowSkip:
     if not isinstance(row, Mapping):
         return RowSkip(f"row is a {type(row).__name__}, not an object")
     try:
+        if looks_like_lcb(row):
+            return lcb_row_problem(index, row)
         if is_verl_row(row):
             return verl_problem(index, row)
         if is_simple_row(row):

@@ -101,3 +101,10 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def configs_from_args(args: argparse.Namespace) -> tuple[RSAConfig, BackendConfig]:
     return build_configs(settings_from_args(args))
+
+
+def sandbox_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The code-sandbox settings the user typed (flags made from SandboxConfig)."""
+    from recursa.sandbox import SandboxConfig
+
+    return {name: getattr(args, name) for name in SandboxConfig.model_fields if name in vars(args)}

@@ -39,6 +39,27 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     )
 
 
+def sort_records(path: Path) -> None:
+    """Rewrite a JSON-lines file of records in the order of their "index", holding only
+    (index, offset) pairs in memory, never the records."""
+    order: list[tuple[int, int]] = []
+    with path.open("rb") as fh:
+        offset = 0
+        for line in fh:
+            if line.strip():
+                order.append((int(json.loads(line)["index"]), offset))
+            offset += len(line)
+    order.sort()
+    tmp = path.with_name(path.name + ".tmp")
+    with path.open("rb") as src, tmp.open("wb") as dst:
+        for _, start in order:
+            src.seek(start)
+            dst.write(src.readline())
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, path)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

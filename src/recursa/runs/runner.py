@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -40,16 +39,15 @@ from recursa.runs.rundir import (
     SETTINGS,
     SUMMARY,
     RunDir,
-    read_jsonl,
+    sort_records,
     write_json,
     write_jsonl,
     write_text_atomic,
 )
 from recursa.runs.settings import EvalConfig, check_same_run, dataset_fingerprint, run_settings
 from recursa.tasks import Problem, get_task
+from recursa.tasks.code import CodeTask
 from recursa.verification import choose_verified, verify_population
-
-log = logging.getLogger("recursa")
 
 
 class ProblemSet(Protocol):
@@ -84,7 +82,14 @@ def _load(
         from recursa.benchmarks import load_benchmark
 
         dataset = load_benchmark(
-            benchmark, limit=ev.limit, size=ev.size, seed=seed, strict=ev.strict
+            benchmark,
+            limit=ev.limit,
+            size=ev.size,
+            seed=seed,
+            strict=ev.strict,
+            since=ev.since,
+            until=ev.until,
+            benchmark_format=ev.benchmark_format,
         )
         return benchmark, dataset
     if isinstance(benchmark, Sequence):
@@ -226,8 +231,8 @@ class _Run:
         self.book.add(self.index[problem.id], outcome)
         self.progress.done(problem)
 
-    async def _one(self, problem: Problem, window: asyncio.Semaphore) -> None:
-        async with window:
+    async def _worker(self, queue: Iterator[Problem]) -> None:
+        for problem in queue:  # workers share one iterator: each problem is taken once
             self.progress.start(problem)
             result = await self.engine.run(problem)
             await self.finish(problem, result)
@@ -241,8 +246,9 @@ class _Run:
                 await self.finish(p, r)
             return
         active = max(2, math.ceil(4 * self.dispatcher.concurrency / self.cfg.n))
-        window = asyncio.Semaphore(active)
-        await gather_or_cancel([self._one(p, window) for p in self.problems])
+        queue = iter(self.problems)
+        workers = min(active, len(self.problems))
+        await gather_or_cancel([self._worker(queue) for _ in range(workers)])
 
 
 async def evaluate_async(
@@ -290,15 +296,6 @@ async def _evaluate(
     name, dataset = _load(benchmark, ev, cfg.seed)
     problems: list[Problem] = list(dataset.problems)
     _check_problems(name, problems)
-    if dataset.skipped:
-        first = dataset.skipped[0]
-        log.warning(
-            "skipped %d rows of %s that lack what their task needs (row %d: %s)",
-            len(dataset.skipped),
-            name,
-            first[0],
-            first[1],
-        )
     info = {
         "name": name,
         "problems": len(problems),
@@ -353,6 +350,10 @@ async def _execute(
     ev: EvalConfig,
     show_progress: bool,
 ) -> EvalResult:
+    if any(p.task == "code" for p in problems):
+        code_task = get_task("code")
+        assert isinstance(code_task, CodeTask)
+        code_task.configure_sandbox(ev.sandbox)
     model = backend if isinstance(backend, Backend) else create_backend(bcfg)
     progress = EvalProgress(len(problems), cfg.t, show_progress, lambda: journal.requested_tokens)
     try:
@@ -364,8 +365,7 @@ async def _execute(
         progress.close()
         if not isinstance(backend, Backend):
             await model.aclose()
-    records = sorted(read_jsonl(run_dir.file(PROBLEMS)), key=lambda r: int(r["index"]))
-    write_jsonl(run_dir.file(PROBLEMS), records)
+    sort_records(run_dir.file(PROBLEMS))
     lines = session.book.step_lines()
     write_jsonl(run_dir.file(METRICS), lines)
     journal.end_session()
