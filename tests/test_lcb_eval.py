@@ -179,3 +179,19 @@ def test_grading_code_does_not_block_the_other_problems(tmp_path: Path) -> None:
 
     # Each program sleeps 1.5 s per test; a loop blocked by grading would stall that long.
     assert asyncio.run(run()) < 0.75
+
+
+def test_sandbox_settings_come_from_the_config_file_flat_or_nested(
+    lcb3: Path, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("backend: mock\nn: 2\nk: 1\nt: 1\ntest_timeout: 3\nsandbox:\n  memory_mb: 300\n")
+    out = tmp_path / "run"
+    args = ["-q", "eval", str(lcb3), "--out", str(out), "--config", str(cfg)]
+    assert main([*args, "--max-parallel-tests", "1"]) == 0
+    sandbox = json.loads((out / "settings.json").read_text())["eval"]["sandbox"]
+    assert (sandbox["test_timeout"], sandbox["memory_mb"], sandbox["max_parallel_tests"]) == (
+        3.0,
+        300,
+        1,
+    )
