@@ -4,12 +4,14 @@ grading completions made elsewhere."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from recursa import evaluate
+from recursa import evaluate, evaluate_async
 from recursa.backends.mock import MockBackend
 from recursa.cli import main
 from tests.evalkit import read_jsonl
@@ -140,3 +142,56 @@ def test_benchmark_format_lcb_reports_bad_rows(
     assert "1 benchmark row(s) skipped" in captured.err and "public_test_cases" in captured.err
     assert main([*args, "--strict"]) == 2
     assert "public_test_cases" in capsys.readouterr().err
+
+
+def test_grading_code_does_not_block_the_other_problems(tmp_path: Path) -> None:
+    """Sandboxed tests run while the event loop keeps serving everything else."""
+    rows = [stdin_row(f"p{i}") for i in range(3)]
+    path = tmp_path / "slow.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    program = "import time\ntime.sleep(1.5)\na, b = map(int, input().split())\nprint(a + b)\n"
+
+    async def run() -> float:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def heartbeat() -> None:
+            last = time.monotonic()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        beat = asyncio.ensure_future(heartbeat())
+        await evaluate_async(
+            str(path),
+            out=tmp_path / "run",
+            backend=MockBackend(script=lambda r: fenced(program)),
+            n=2,
+            k=1,
+            t=1,
+            sandbox={"test_timeout": 10, "memory_mb": 256, "max_parallel_tests": 4},
+        )
+        done.set()
+        await beat
+        return max(gaps)
+
+    # Each program sleeps 1.5 s per test; a loop blocked by grading would stall that long.
+    assert asyncio.run(run()) < 0.75
+
+
+def test_sandbox_settings_come_from_the_config_file_flat_or_nested(
+    lcb3: Path, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("backend: mock\nn: 2\nk: 1\nt: 1\ntest_timeout: 3\nsandbox:\n  memory_mb: 300\n")
+    out = tmp_path / "run"
+    args = ["-q", "eval", str(lcb3), "--out", str(out), "--config", str(cfg)]
+    assert main([*args, "--max-parallel-tests", "1"]) == 0
+    sandbox = json.loads((out / "settings.json").read_text())["eval"]["sandbox"]
+    assert (sandbox["test_timeout"], sandbox["memory_mb"], sandbox["max_parallel_tests"]) == (
+        3.0,
+        300,
+        1,
+    )

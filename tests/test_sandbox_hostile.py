@@ -79,8 +79,16 @@ def tier(request: pytest.FixtureRequest) -> Tier:
     return Tier(box, iso.mode, iso.own_uid)
 
 
+# Tag this session's sandbox runs: other test sessions on the same machine (other checkouts)
+# run sandboxes too, and their processes are not this session's to judge.
+SESSION_TAG = f"pytest{os.getpid()}"
+os.environ["RECURSA_SANDBOX_TAG"] = SESSION_TAG
+OURS = f"RECURSA_SANDBOX=recursa-sandbox-{SESSION_TAG}-".encode()
+
+
 def _sandbox_processes() -> list[int]:
-    """Live processes that belong to any sandbox run: a sandbox uid or a run marker."""
+    """Live processes of this session's sandbox runs: their marker, or a sandbox uid with no
+    marker at all (a program that cleared its environment cannot hide that way)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -95,7 +103,8 @@ def _sandbox_processes() -> list[int]:
             continue
         if " Z " in state + " ":
             continue
-        if UID_RANGE[0] <= uid < UID_RANGE[1] or b"RECURSA_SANDBOX=recursa-sandbox-" in environ:
+        marked = b"RECURSA_SANDBOX=recursa-sandbox-" in environ
+        if OURS in environ or (UID_RANGE[0] <= uid < UID_RANGE[1] and not marked):
             found.append(int(entry))
     return found
 

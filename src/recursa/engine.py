@@ -44,7 +44,9 @@ class CompletionStore(Protocol):
     ) -> None: ...
 
 
-StepCallback = Callable[[Problem, StepResult], None]
+#: Called when a problem's step is complete; may be a coroutine function, which the engine
+#: awaits before that problem's next step (other problems go on meanwhile).
+StepCallback = Callable[[Problem, StepResult], Awaitable[None] | None]
 GenerationCallback = Callable[[Problem, Candidate], None]
 
 
@@ -230,7 +232,9 @@ class Engine:
         else:
             state.steps.append(result)
         if self.on_step is not None:
-            self.on_step(state.problem, result)
+            pending = self.on_step(state.problem, result)
+            if pending is not None:
+                await pending
         if step < cfg.t and self._agreed(state.task, earlier, result):
             state.generations_saved = (cfg.t - step) * cfg.n
             state.done = True

@@ -66,12 +66,25 @@ def rg_dataset_names() -> set[str]:
 
 
 def task_for_source(data_source: str, extra_info: Mapping[str, Any]) -> str:
-    """The task family of a verl row, from its `data_source` (and Reasoning Gym's extra_info)."""
+    """The task family of a verl row. This is the one mapping shared by evaluation (this
+    loader) and the RL rewards (`recursa.rl.rewards`), so a row is graded alike in both:
+    `extra_info.task` when it names a family (every row `recursa rl build-data` writes has
+    it); else by `data_source`: multiple choice (gpqa, mmlu, mcq, multiple_choice), Reasoning
+    Gym (reasoning_gym..., rg_..., rg:..., or `extra_info` carrying `dataset_name`/`entry`),
+    ARC (arc...), code (livecodebench, ...code...), a Reasoning Gym dataset's own name; and
+    anything else is math (verl's own example sets are math)."""
+    task = extra_info.get("task")
+    if isinstance(task, str) and task in TASKS:
+        return task
     src = data_source.strip().lower()
-    if "gpqa" in src or "multiple_choice" in src or "mcq" in src:
+    if "gpqa" in src or "mmlu" in src or "multiple_choice" in src or "mcq" in src:
         return "mcq"
     compact = src.replace("-", "_").replace(" ", "_")
-    if "reasoning_gym" in compact or "reasoninggym" in compact or compact.startswith("rg_"):
+    if (
+        "reasoning_gym" in compact
+        or "reasoninggym" in compact
+        or compact.startswith(("rg_", "rg:", "rg/"))
+    ):
         return "rg"
     if extra_info.get("dataset_name") is not None or extra_info.get("entry") is not None:
         return "rg"
@@ -82,6 +95,25 @@ def task_for_source(data_source: str, extra_info: Mapping[str, Any]) -> str:
     if compact.split("/")[-1] in rg_dataset_names():
         return "rg"
     return "math"
+
+
+def verl_meta(extra_info: Mapping[str, Any]) -> dict[str, Any]:
+    """Grading data in a verl row's extra_info (besides Reasoning Gym's entry): its `meta`
+    object (a mapping, or the JSON string `recursa rl build-data` writes) and the `options`,
+    `starter_code` and `tests` keys."""
+    meta: dict[str, Any] = {}
+    packed = extra_info.get("meta")
+    if isinstance(packed, str) and packed.strip():
+        try:
+            packed = json.loads(packed)
+        except ValueError:
+            packed = None
+    if isinstance(packed, Mapping):
+        meta.update(packed)
+    for key in ("options", "starter_code", "tests"):
+        if extra_info.get(key) is not None:
+            meta[key] = extra_info[key]
+    return meta
 
 
 def user_message(prompt: Any) -> str:
@@ -189,17 +221,16 @@ def verl_problem(index: int, row: Mapping[str, Any]) -> Problem:
     ground_truth = reward.get("ground_truth") if isinstance(reward, Mapping) else None
     data_source = _text(row.get("data_source"))
     task = task_for_source(data_source, extra_info)
-    meta: dict[str, Any] = {"data_source": data_source}
+    meta: dict[str, Any] = {**verl_meta(extra_info), "data_source": data_source}
     if task == "rg":
         meta["dataset_name"] = extra_info.get("dataset_name")
         entry = extra_info.get("entry")
         meta["entry"] = parse_entry(entry) if parse_entry(entry) is not None else entry
         if meta["dataset_name"] is None or entry is None:
             raise RowSkip("a Reasoning Gym row needs extra_info.dataset_name and extra_info.entry")
-    for key in ("options", "starter_code", "tests"):
-        if extra_info.get(key) is not None:
-            meta[key] = extra_info[key]
-    question = user_message(row.get("prompt"))
+    # The bare problem when the row keeps it (build-data rows, verl's example preprocessors):
+    # the prompt may be an aggregation prompt or carry another answer-format instruction.
+    question = _text(extra_info.get("question")) or user_message(row.get("prompt"))
     pid = _own_id(row, extra_info) or str(index)
     return check_problem(
         Problem(id=pid, question=question, answer=ground_truth, task=task, meta=meta)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "report": "recursa.cli.report",
     "serve": "recursa.cli.serve",
     "grade": "recursa.cli.grade",
+    "rl": "recursa.cli.rl",
 }
 
 
@@ -59,9 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"recursa: error: {validation_message(exc)}", file=sys.stderr)
         return 2
-    except OSError as exc:  # the user's files or disk: a full disk, a path not writable
-        print(f"recursa: error: {os_error_message(exc)}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("recursa: interrupted", file=sys.stderr)
         return 130
@@ -70,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the user's files or disk: a full disk, a path not writable
+        print(f"recursa: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
 
 
 def os_error_message(exc: OSError) -> str:

@@ -13,6 +13,7 @@ from recursa.cli.options import (
     sandbox_from_args,
     settings_from_args,
 )
+from recursa.errors import UsageError
 from recursa.runs import EvalConfig, evaluate
 from recursa.runs.report import steps_table
 from recursa.sandbox import SandboxConfig
@@ -52,7 +53,16 @@ def run(args: argparse.Namespace) -> int:
     for name in EvalConfig.model_fields:
         if name in vars(args):
             values[name] = getattr(args, name)
-    sandbox = sandbox_from_args(args)
+    # Sandbox settings: a config file may hold them flat (flag names) or under `sandbox:`;
+    # flags override either, one setting at a time.
+    nested = values.pop("sandbox", None)
+    sandbox = dict(nested) if isinstance(nested, dict) else {}
+    if nested is not None and not isinstance(nested, dict):
+        raise UsageError("the config file's 'sandbox' setting must be a mapping of settings")
+    for name in SandboxConfig.model_fields:
+        if name in values:
+            sandbox[name] = values.pop(name)
+    sandbox.update(sandbox_from_args(args))
     if sandbox:
         values["sandbox"] = sandbox
     try:

@@ -108,14 +108,7 @@ def run(args: argparse.Namespace) -> int:
             code_task.configure_sandbox(SandboxConfig(**sandbox_from_args(args)))
         except ValidationError as exc:
             raise UsageError(validation_message(exc)) from exc
-    for note in dataset.notes:
-        print(f"recursa: note: {note}", file=sys.stderr)
-    if dataset.skipped:
-        print(
-            f"recursa: note: {len(dataset.skipped)} benchmark row(s) skipped "
-            f"(first: row {dataset.skipped[0][0]}: {dataset.skipped[0][1]})",
-            file=sys.stderr,
-        )
+    # The loader has already reported skipped rows and notes (once, as warnings).
     lines = read_completions(args.completions)
     bar = tqdm(total=len(lines), desc="grading", unit="line", file=sys.stderr, disable=args.quiet)
 

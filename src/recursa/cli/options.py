@@ -46,18 +46,20 @@ def add_model_flags(
         kind, choices = _plain_type(field.annotation)
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         metavar = str(extra.get("metavar") or name.upper())
-        default = field.default
+        default = None if field.is_required() else field.default
         desc = field.description or ""
+        shown = "" if default is None else f" (default: {default})"
+        if field.is_required():
+            shown = " (required)"
         if kind is bool:
             parser.add_argument(
                 *flags,
                 dest=name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"{desc} (default: {default})",
+                help=f"{desc}{shown}",
             )
             continue
-        shown = "" if default is None else f" (default: {default})"
         parser.add_argument(
             *flags,
             dest=name,

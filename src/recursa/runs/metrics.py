@@ -14,6 +14,7 @@ Every mean is summed in problem order, so a resumed run gives bit-identical numb
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,9 +83,10 @@ class StepRecord:
         }
 
 
-def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) -> StepRecord:
-    """Grade every member of a step's population and its majority answer."""
-    grades = [task.grade(problem, c.text) for c in step.candidates]
+async def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) -> StepRecord:
+    """Grade every member of a step's population and its majority answer. Grading is awaited
+    (`grade_async`): code problems run their tests in the sandbox without blocking the loop."""
+    grades = await asyncio.gather(*(task.grade_async(problem, c.text) for c in step.candidates))
     correct = [g.correct for g in grades]
     clusters = ranked_clusters(task, step.candidates, seed, problem.id)
     top = clusters[0]

@@ -170,11 +170,10 @@ class _Run:
             keep_history=False,
         )
 
-    def on_step(self, problem: Problem, step: StepResult) -> None:
+    async def on_step(self, problem: Problem, step: StepResult) -> None:
         task = get_task(problem.task)
-        self.graded.setdefault(problem.id, []).append(
-            grade_step(task, problem, step, self.cfg.seed)
-        )
+        record = await grade_step(task, problem, step, self.cfg.seed)
+        self.graded.setdefault(problem.id, []).append(record)
         self.progress.on_step(problem, step)
 
     async def finish(self, problem: Problem, result: SolveResult) -> None:

@@ -61,7 +61,8 @@ class EvalConfig(BaseModel):
     size: int | None = Field(
         None,
         ge=1,
-        description="Problems to generate for procedural benchmarks (rg:...).",
+        description="How many problems: per task for rg:TASK (default 100), in all for "
+        "rg-games/rg-cognition (100), the SuperGPQA subset (1000).",
         json_schema_extra={"metavar": "N"},
     )
     strict: bool = Field(

@@ -51,6 +51,13 @@ STDERR_TAIL = 8192
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
+def run_tag() -> str:
+    """An optional tag (RECURSA_SANDBOX_TAG, letters, digits and '-') put in every marker of
+    this process's runs, so an operator can tell whose sandboxed processes are whose."""
+    tag = os.environ.get("RECURSA_SANDBOX_TAG", "")
+    return "".join(ch for ch in tag if ch.isalnum() or ch == "-")[:32] + "-" if tag else ""
+
+
 class SandboxUnavailable(RecursaError):
     """No isolation tier could run even a trivial program on this machine."""
 
@@ -256,7 +263,7 @@ class Sandbox:
                 os.chmod(Path(realdir, name), 0o644)
             Path(realdir, STDIN).write_text(stdin, encoding="utf-8")
             spec = self._spec(tier, realdir, sorted(contents), uid)
-            marker = f"recursa-sandbox-{secrets.token_hex(12)}"
+            marker = f"recursa-sandbox-{run_tag()}{secrets.token_hex(12)}"
             spec["env"]["RECURSA_SANDBOX"] = marker
             if uid is not None and not tier.namespaces:
                 os.chown(realdir, uid, uid)
