@@ -2,7 +2,8 @@
 
 Run: python benchmarks/grading_speed.py [--repeat N]. Prints a Markdown table; no pass/fail.
 Off the main thread, math-verify runs in a helper process (see recursa.tasks.math_worker),
-so the table shows what that costs next to the in-process path.
+so the table shows what that costs next to the in-process path. Reasoning Gym scorers always
+run in their own helper process (recursa.tasks.rg_worker): answers are untrusted text.
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ def main() -> None:
         ("math, 0.5 vs \\frac{1}{2}, main thread", grader(math, "\\boxed{0.5}"), False),
         ("math, 0.5 vs \\frac{1}{2}, other thread", grader(math, "\\boxed{0.5}"), True),
         ("mcq", grader(mcq, "\\boxed{C}"), False),
-        ("rg (maze scorer)", grader(rg, f"<answer>{rg.answer}</answer>"), False),
+        (
+            "rg (maze scorer, in its helper process)",
+            grader(rg, f"<answer>{rg.answer}</answer>"),
+            False,
+        ),
         ("arc (first arc-agi-2 grid)", grader(arc, f"<answer>\n{arc.answer}\n</answer>"), False),
         ("extract_boxed, 20k unclosed boxes", lambda: extract_boxed("\\boxed{" * 20_000), False),
     ]

@@ -6,24 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from recursa.benchmarks import load_benchmark
 from recursa.tasks import Problem
 
 
 def rg_problems(name: str = "basic_arithmetic", size: int = 6, seed: int = 0) -> list[Problem]:
-    """Reasoning Gym problems carrying what their scorer needs (as the loaders build them)."""
-    import reasoning_gym
-
-    data = reasoning_gym.create_dataset(name, size=size, seed=seed)
-    return [
-        Problem(
-            f"{name}/{i}",
-            entry["question"],
-            entry["answer"],
-            "rg",
-            {"dataset_name": name, "entry": json.dumps(entry, default=str)},
-        )
-        for i, entry in enumerate(data)
-    ]
+    """A small Reasoning Gym set, loaded as `recursa eval rg:NAME --size N --seed S` loads it."""
+    return load_benchmark(f"rg:{name}", size=size, seed=seed).problems
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ def test_strict_stops_at_the_first_bad_row(verl_parquet: Path) -> None:
         load_benchmark(str(verl_parquet), strict=True)
 
 
-def test_simple_jsonl_ids_tasks_and_skips(tmp_path: Path) -> None:
+def test_simple_jsonl_ids_tasks_and_skips(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "simple.jsonl"
     lines = [
         {"question": "1+1?", "answer": "2"},
@@ -110,7 +110,11 @@ def test_simple_jsonl_ids_tasks_and_skips(tmp_path: Path) -> None:
         "\n".join(json.dumps(x) for x in lines[:4]) + "\nnot json\n"
         + "\n".join(json.dumps(x) for x in lines[4:]) + "\n"
     )  # fmt: skip
-    data = load_benchmark(str(path))
+    with caplog.at_level("WARNING", logger="recursa"):
+        data = load_benchmark(str(path))
+    warned = [m for m in caplog.messages if "skipped 4 row(s)" in m]
+    assert len(warned) == 1  # said once, naming the first rows and why
+    assert "row 4:" in warned[0] and "row 6:" in warned[0] and "and 1 more" in warned[0]
     assert [(p.id, p.task, p.answer) for p in data.problems] == [
         ("0", "math", "2"),
         ("q-four", "math", 4),

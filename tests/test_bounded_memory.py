@@ -7,7 +7,6 @@ import asyncio
 import gc
 import json
 import weakref
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -117,14 +116,14 @@ def test_problem_records_are_streamed_then_put_in_dataset_order(
 ) -> None:
     problems = _math_problems(6)
     finished: list[str] = []
-    original = runner.reorder_lines
+    original = runner.sort_records
 
-    def spy(path: Path, spans: Iterable[tuple[int, int]]) -> None:
+    def spy(path: Path) -> None:
         # before the rewrite the file holds every record, in finishing order
         finished.extend(json.loads(line)["id"] for line in path.read_text().splitlines())
-        original(path, spans)
+        original(path)
 
-    monkeypatch.setattr(runner, "reorder_lines", spy)
+    monkeypatch.setattr(runner, "sort_records", spy)
     evaluate(problems, out=tmp_path / "run", backend=_SlowFirst(), n=2, k=2, t=2)
     assert finished[-1] == "p0" and sorted(finished) == [p.id for p in problems]
     lines = (tmp_path / "run" / "problems.jsonl").read_text().splitlines()

@@ -293,3 +293,13 @@ def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
     finally:
         holder.unlock()
     evaluate(problems, out=tmp_path / "run", resume=True, n=2, k=2, t=2, **MOCK)
+
+
+def test_arc_runs_report_pass_at_2_beside_pass_at_1(tmp_path: Path) -> None:
+    result = evaluate("arc-agi-2", out=tmp_path / "arc", limit=3, n=4, k=2, t=2, **MOCK)
+    records = read_jsonl(tmp_path / "arc" / "problems.jsonl")
+    assert all(r["task"] == "arc" for r in records)
+    for line in result.steps:
+        assert line["majority_acc"] <= line["pass_at_2"] <= line["pass_at_n"]
+    assert result.summary["metrics"]["pass_at_2"] == result.steps[-1]["pass_at_2"]
+    assert "pass@2 %" in (tmp_path / "arc" / "report.md").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from pathlib import Path
 
@@ -10,10 +11,15 @@ import pytest
 from recursa import evaluate
 from recursa.cli import main
 from recursa.result import Candidate, StepResult
-from recursa.runs.metrics import MetricsBook, Outcome, grade_step
-from recursa.tasks import Problem, get_task
+from recursa.runs.metrics import MetricsBook, Outcome, StepRecord, grade_step
+from recursa.tasks import Problem, Task, get_task
 from recursa.verification import parse_verdict
 from tests.evalkit import rg_problems
+
+
+def graded(task: Task, problem: Problem, answers: list[str]) -> StepRecord:
+    return asyncio.run(grade_step(task, problem, _step(answers), 0))
+
 
 MOCK = {"backend": "mock", "mock_accuracy": 0.3, "mock_quality": 0.8}
 
@@ -63,7 +69,7 @@ def _step(answers: list[str]) -> StepResult:
 
 def test_majority_and_top_two_clusters_are_graded_through_their_answers() -> None:
     problem = Problem("p", "q", answer="b", task="general")
-    record = grade_step(get_task("general"), problem, _step(["a", "a", "a", "b", "b", "c"]), 0)
+    record = graded(get_task("general"), problem, ["a", "a", "a", "b", "b", "c"])
     assert record.correct == [False, False, False, True, True, False]
     assert record.majority_answer == "a" and not record.majority_correct
     assert record.top2_correct and record.agreement == 0.5
@@ -73,13 +79,13 @@ def test_pass_at_2_is_reported_for_arc_problems_only() -> None:
     problem = Problem("p", "q", answer="b", task="general")
     task = get_task("general")
     book = MetricsBook(steps=1)
-    book.add(0, Outcome([grade_step(task, problem, _step(["a", "a", "b"]), 0)], False, True))
-    book.add(1, Outcome([grade_step(task, problem, _step(["a", "a", "c"]), 0)], False, True))
+    book.add(0, Outcome([graded(task, problem, ["a", "a", "b"])], False, True))
+    book.add(1, Outcome([graded(task, problem, ["a", "a", "c"])], False, True))
     line = book.step_lines()[0]
     assert line["pass_at_2"] == 0.5 and line["majority_acc"] == 0.0
     assert line["mean_acc"] == pytest.approx((1 / 3) / 2)
     plain = MetricsBook(steps=1)
-    plain.add(0, Outcome([grade_step(task, problem, _step(["a", "b"]), 0)], True, False))
+    plain.add(0, Outcome([graded(task, problem, ["a", "b"])], True, False))
     assert "pass_at_2" not in plain.step_lines()[0]
 
 

@@ -75,6 +75,15 @@ def test_settings_layer_defaults_then_standard_fields_then_the_rsa_object() -> N
     assert (cfg.n, cfg.k, cfg.t, cfg.temperature) == (8, 2, 5, 1.1)
 
 
+def test_a_bad_standard_field_is_named_as_itself() -> None:
+    with pytest.raises(APIError) as info:
+        rsa_config(RSAConfig(), request(max_tokens=0), 100)
+    assert info.value.status == 400 and info.value.param == "max_tokens"
+    with pytest.raises(APIError) as info:
+        rsa_config(RSAConfig(), request(rsa={"k": 0}), 100)
+    assert info.value.param == "rsa.k"
+
+
 def test_unknown_rsa_fields_are_named() -> None:
     with pytest.raises(APIError) as info:
         rsa_config(RSAConfig(), request(rsa={"n": 2, "k": 1, "bogus": 1, "sync_steps": True}), 99)
@@ -91,6 +100,8 @@ def test_unknown_rsa_fields_are_named() -> None:
         ({"t": -1}, "t=-1"),
         ({"task": "poetry"}, "task"),
         ({"n": 64, "k": 4, "t": 10}, "limit of 100"),
+        ({"n": True, "k": 1}, "n=True"),
+        ({"temperature": "hot"}, "temperature"),
     ],
 )
 def test_invalid_rsa_settings_are_400s_naming_the_problem(
@@ -108,6 +119,7 @@ def test_invalid_rsa_settings_are_400s_naming_the_problem(
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "n must be 1"),
         ({"messages": [{"role": "user", "content": "x"}], "rsa": [1]}, "rsa"),
+        ({"messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
         (
             {"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
             "tools",

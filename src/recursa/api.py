@@ -48,7 +48,7 @@ async def solve_async(
     owned = not isinstance(backend, Backend)
     model = backend if isinstance(backend, Backend) else create_backend(bcfg)
     try:
-        dispatcher = Dispatcher(model, concurrency=bcfg.concurrency, max_retries=bcfg.max_retries)
+        dispatcher = Dispatcher.from_config(model, bcfg)
         engine = Engine(
             dispatcher,
             cfg,

@@ -71,6 +71,7 @@ def early_stop_fraction(rule: str) -> float:
 
 
 BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
+EngineName = Literal["vllm", "openai", "llamacpp", "mock"]  # what a Ray replica runs
 
 
 class BackendConfig(BaseModel):
@@ -96,6 +97,17 @@ class BackendConfig(BaseModel):
     timeout: float = Field(600.0, gt=0, description="Seconds before one request times out.")
     max_retries: int = Field(
         6, ge=0, description="Retries of a failed request (429, 5xx, timeouts, dropped links)."
+    )
+    retry_base_delay: float = Field(
+        0.5,
+        ge=0.0,
+        description="Seconds of the first retry's back-off; doubled per retry, full jitter.",
+    )
+    retry_max_delay: float = Field(
+        30.0,
+        ge=0.0,
+        description="Longest back-off between retries in seconds (a Retry-After may ask up to "
+        "4 times this).",
     )
     context_tokens: int | None = Field(
         None, ge=64, description="Context window in tokens used to fit aggregation prompts."
@@ -126,6 +138,23 @@ class BackendConfig(BaseModel):
         le=1.0,
         description="mock: chance an aggregation picks a correct candidate when one is shown.",
     )
+    # -- ray: engine replicas as Ray actors (docs/DISTRIBUTED.md) --------------------------------
+    ray_address: str | None = Field(
+        None,
+        description="ray: cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001') or 'local' "
+        "for a new local instance (default: RAY_ADDRESS, else local).",
+    )
+    replicas: int = Field(1, ge=1, description="ray: engine replicas, one Ray actor each.")
+    engine: EngineName = Field("vllm", description="ray: the backend every replica runs.")
+    replica_gpus: float | None = Field(
+        None,
+        ge=0,
+        description="ray: GPUs per replica (default: vllm's tensor x data parallel size, else 0).",
+    )
+    replica_cpus: float = Field(1.0, ge=0, description="ray: CPUs reserved per replica.")
+    replica_restarts: int = Field(
+        3, ge=-1, description="ray: times Ray restarts a dead replica (-1: without limit)."
+    )
 
 
 def _field_names(model: type[BaseModel]) -> set[str]:
@@ -139,8 +168,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {p} does not exist")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config file {p} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {p} is not UTF-8 text") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"config file {p} is not valid YAML ({_yaml_problem(exc)})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -148,6 +179,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"config file {p} must hold a mapping of settings, not a {type(data).__name__}"
         )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one clause: the problem and where it is."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)
 
 
 def build_configs(values: dict[str, Any]) -> tuple[RSAConfig, BackendConfig]:
@@ -169,6 +209,8 @@ def validation_message(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()))
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if loc and "key" in loc:  # api_key, upstream_api_key: never echo a secret
+        return f"invalid setting {loc}: {msg}"
     if loc:
         return f"invalid setting {loc}={err.get('input')!r}: {msg}"
     return msg

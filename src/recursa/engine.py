@@ -44,7 +44,9 @@ class CompletionStore(Protocol):
     ) -> None: ...
 
 
-StepCallback = Callable[[Problem, StepResult], None]
+#: Called when a problem's step is complete; may be a coroutine function, which the engine
+#: awaits before that problem's next step (other problems go on meanwhile).
+StepCallback = Callable[[Problem, StepResult], Awaitable[None] | None]
 GenerationCallback = Callable[[Problem, Candidate], None]
 
 
@@ -217,12 +219,17 @@ class Engine:
                     )
                 )
         population = await gather_or_cancel(coros)
+        keys = await state.task.vote_keys(state.problem, [c.answer for c in population])
+        if keys is not None:
+            for candidate, key in zip(population, keys, strict=True):
+                candidate.vote_key = key
         top = ranked_clusters(state.task, population, cfg.seed, pid)[0]
         result = StepResult(
             step=step,
             candidates=population,
             agreement=len(top.members) / len(population),
             majority_answer=top.answer,
+            majority_key=population[top.members[0]].vote_key,
         )
         earlier = state.steps[-1] if state.steps else None
         if not self.keep_history and state.steps:
@@ -230,7 +237,9 @@ class Engine:
         else:
             state.steps.append(result)
         if self.on_step is not None:
-            self.on_step(state.problem, result)
+            pending = self.on_step(state.problem, result)
+            if pending is not None:
+                await pending
         if step < cfg.t and self._agreed(state.task, earlier, result):
             state.generations_saved = (cfg.t - step) * cfg.n
             state.done = True
@@ -244,10 +253,14 @@ class Engine:
             return False
         if current.majority_answer is None or earlier.majority_answer is None:
             return False
+        if current.majority_key is not None and earlier.majority_key is not None:
+            same = current.majority_key == earlier.majority_key
+        else:
+            same = task.equivalent(earlier.majority_answer, current.majority_answer)
         return (
             current.agreement >= self._stop_fraction
             and earlier.agreement >= self._stop_fraction
-            and task.equivalent(earlier.majority_answer, current.majority_answer)
+            and same
         )
 
     # -- whole problems -------------------------------------------------------------------

@@ -19,6 +19,9 @@ class Candidate:
     finish_reason: str = "stop"
     #: Slots of the previous step this candidate was aggregated from (empty at step 1).
     parents: list[int] = field(default_factory=list)
+    #: The task's majority-vote key when it computes one from the problem (code: a
+    #: signature of the program's outputs on the public tests); None otherwise.
+    vote_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -32,12 +35,15 @@ class StepResult:
     candidates: list[Candidate]
     agreement: float = 0.0
     majority_answer: str | None = None
+    #: The majority cluster's vote key when the task computes keys (code), else None.
+    majority_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "agreement": self.agreement,
             "majority_answer": self.majority_answer,
+            "majority_key": self.majority_key,
             "candidates": [c.to_dict() for c in self.candidates],
         }
 

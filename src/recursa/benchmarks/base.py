@@ -63,6 +63,20 @@ def collect(
         problems.append(item)
         if limit is not None and len(problems) >= limit:
             break
-    if skipped:
-        log.warning("%s: skipped %d row(s) missing what their task needs", name, len(skipped))
+    if skipped and problems:  # with no problems at all, the caller's error says why
+        first = "; ".join(f"row {i}: {why}" for i, why in skipped[:3])
+        more = (
+            f"; and {len(skipped) - 3} more (see the run's summary.json)"
+            if len(skipped) > 3
+            else ""
+        )
+        log.warning(
+            "%s: skipped %d row(s) missing what their task needs (%s%s); --strict stops instead",
+            name,
+            len(skipped),
+            first,
+            more,
+        )
+    for note in notes or []:
+        log.warning("%s: %s", name, note)
     return Dataset(name=name, problems=problems, skipped=skipped, notes=list(notes or []))

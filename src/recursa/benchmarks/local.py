@@ -14,7 +14,12 @@ from recursa.tasks import Problem
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 _LIST_KEYS = ("data", "rows", "problems", "examples")
-_PARQUET_COLUMNS = ({"question"}, {"problem"}, {"data_source", "prompt"})
+_PARQUET_COLUMNS = (
+    {"question"},
+    {"problem"},
+    {"data_source", "prompt"},
+    {"question_content", "public_test_cases"},
+)
 
 
 def looks_like_file(spec: str) -> bool:
@@ -98,12 +103,31 @@ def read_rows(path: Path) -> list[tuple[int, Any]]:
     return rows
 
 
-def load_file(spec: str, *, limit: int | None, strict: bool) -> Dataset:
-    """Load a local file; rows missing what their task needs are skipped (or, strict, an error)."""
+def load_file(
+    spec: str,
+    *,
+    limit: int | None,
+    strict: bool,
+    since: str | None = None,
+    until: str | None = None,
+    benchmark_format: str = "auto",
+) -> Dataset:
+    """Load a local file; rows missing what their task needs are skipped (or, strict, an error).
+    With `since`/`until`, only rows whose `contest_date` lies in the window (LiveCodeBench)."""
+    from recursa.benchmarks.lcb import as_date, in_window, lcb_row_problem
+
     path = Path(spec).expanduser()
+    start, end = as_date(since, "--since"), as_date(until, "--until")
 
     def problems() -> Iterator[tuple[int, Problem | RowSkip]]:
         for index, row in read_rows(path):
-            yield index, row if isinstance(row, RowSkip) else row_problem(index, row)
+            if isinstance(row, RowSkip):
+                yield index, row
+            elif (start or end) and not (isinstance(row, dict) and in_window(row, start, end)):
+                continue
+            elif benchmark_format == "lcb":
+                yield index, lcb_row_problem(index, row)
+            else:
+                yield index, row_problem(index, row)
 
     return collect(spec, problems(), strict=strict, limit=limit)

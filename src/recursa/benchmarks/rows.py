@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from recursa.benchmarks.base import RowSkip
+from recursa.benchmarks.lcb import lcb_row_problem, looks_like_lcb
 from recursa.tasks import TASKS, Problem
 from recursa.tasks.arc import arc_problem_error
+from recursa.tasks.math import math_reference_error
 
 _LETTERS = string.ascii_uppercase
 
@@ -64,12 +66,25 @@ def rg_dataset_names() -> set[str]:
 
 
 def task_for_source(data_source: str, extra_info: Mapping[str, Any]) -> str:
-    """The task family of a verl row, from its `data_source` (and Reasoning Gym's extra_info)."""
+    """The task family of a verl row. This is the one mapping shared by evaluation (this
+    loader) and the RL rewards (`recursa.rl.rewards`), so a row is graded alike in both:
+    `extra_info.task` when it names a family (every row `recursa rl build-data` writes has
+    it); else by `data_source`: multiple choice (gpqa, mmlu, mcq, multiple_choice), Reasoning
+    Gym (reasoning_gym..., rg_..., rg:..., or `extra_info` carrying `dataset_name`/`entry`),
+    ARC (arc...), code (livecodebench, ...code...), a Reasoning Gym dataset's own name; and
+    anything else is math (verl's own example sets are math)."""
+    task = extra_info.get("task")
+    if isinstance(task, str) and task in TASKS:
+        return task
     src = data_source.strip().lower()
-    if "gpqa" in src or "multiple_choice" in src or "mcq" in src:
+    if "gpqa" in src or "mmlu" in src or "multiple_choice" in src or "mcq" in src:
         return "mcq"
     compact = src.replace("-", "_").replace(" ", "_")
-    if "reasoning_gym" in compact or "reasoninggym" in compact or compact.startswith("rg_"):
+    if (
+        "reasoning_gym" in compact
+        or "reasoninggym" in compact
+        or compact.startswith(("rg_", "rg:", "rg/"))
+    ):
         return "rg"
     if extra_info.get("dataset_name") is not None or extra_info.get("entry") is not None:
         return "rg"
@@ -82,6 +97,25 @@ def task_for_source(data_source: str, extra_info: Mapping[str, Any]) -> str:
     return "math"
 
 
+def verl_meta(extra_info: Mapping[str, Any]) -> dict[str, Any]:
+    """Grading data in a verl row's extra_info (besides Reasoning Gym's entry): its `meta`
+    object (a mapping, or the JSON string `recursa rl build-data` writes) and the `options`,
+    `starter_code` and `tests` keys."""
+    meta: dict[str, Any] = {}
+    packed = extra_info.get("meta")
+    if isinstance(packed, str) and packed.strip():
+        try:
+            packed = json.loads(packed)
+        except ValueError:
+            packed = None
+    if isinstance(packed, Mapping):
+        meta.update(packed)
+    for key in ("options", "starter_code", "tests"):
+        if extra_info.get(key) is not None:
+            meta[key] = extra_info[key]
+    return meta
+
+
 def user_message(prompt: Any) -> str:
     """The problem as written in a verl `prompt`: the (last) user message's content."""
     if isinstance(prompt, str):
@@ -89,7 +123,16 @@ def user_message(prompt: Any) -> str:
     if not isinstance(prompt, (list, tuple)):
         return ""
     users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
-    return _text(users[-1].get("content")) if users else ""
+    return _question(users[-1].get("content")) if users else ""
+
+
+def _reference_type_error(answer: Any) -> str | None:
+    """A reference must be text or a number (grids and entries are checked by their task)."""
+    if answer is None or isinstance(answer, str):
+        return None
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        return None
+    return f"the reference answer is a {type(answer).__name__}, not text or a number"
 
 
 def check_problem(problem: Problem) -> Problem:
@@ -115,6 +158,9 @@ def check_problem(problem: Problem) -> Problem:
     if not problem.question.strip():
         raise RowSkip("no question text")
     meta = problem.meta
+    scored_by_entry = problem.task == "rg" and parse_entry(meta.get("entry")) is not None
+    if not scored_by_entry and (error := _reference_type_error(problem.answer)):
+        raise RowSkip(error)
     if problem.task == "rg":
         has_entry = meta.get("dataset_name") and parse_entry(meta.get("entry")) is not None
         if meta.get("entry") is not None and parse_entry(meta.get("entry")) is None:
@@ -130,12 +176,21 @@ def check_problem(problem: Problem) -> Problem:
         problem.answer = letter
     elif problem.task != "code" and not _text(problem.answer):
         raise RowSkip("no reference answer")
+    elif problem.task == "math" and (error := math_reference_error(_text(problem.answer))):
+        raise RowSkip(error)
     return problem
+
+
+def _question(value: Any) -> str:
+    """The question text; a question that is not text (a list, a number) is a RowSkip."""
+    if value is not None and not isinstance(value, str):
+        raise RowSkip(f"the question is a {type(value).__name__}, not text")
+    return _text(value)
 
 
 def simple_problem(index: int, row: Mapping[str, Any]) -> Problem:
     """A problem from a simple row; the task is the row's `task`, else inferred from its fields."""
-    question = _text(row.get("question", row.get("problem")))
+    question = _question(row.get("question", row.get("problem")))
     meta: dict[str, Any] = dict(row["meta"]) if isinstance(row.get("meta"), Mapping) else {}
     for key in ("options", "dataset_name", "entry", "starter_code", "tests"):
         if row.get(key) is not None:
@@ -166,17 +221,16 @@ def verl_problem(index: int, row: Mapping[str, Any]) -> Problem:
     ground_truth = reward.get("ground_truth") if isinstance(reward, Mapping) else None
     data_source = _text(row.get("data_source"))
     task = task_for_source(data_source, extra_info)
-    meta: dict[str, Any] = {"data_source": data_source}
+    meta: dict[str, Any] = {**verl_meta(extra_info), "data_source": data_source}
     if task == "rg":
         meta["dataset_name"] = extra_info.get("dataset_name")
         entry = extra_info.get("entry")
         meta["entry"] = parse_entry(entry) if parse_entry(entry) is not None else entry
         if meta["dataset_name"] is None or entry is None:
             raise RowSkip("a Reasoning Gym row needs extra_info.dataset_name and extra_info.entry")
-    for key in ("options", "starter_code", "tests"):
-        if extra_info.get(key) is not None:
-            meta[key] = extra_info[key]
-    question = user_message(row.get("prompt"))
+    # The bare problem when the row keeps it (build-data rows, verl's example preprocessors):
+    # the prompt may be an aggregation prompt or carry another answer-format instruction.
+    question = _text(extra_info.get("question")) or user_message(row.get("prompt"))
     pid = _own_id(row, extra_info) or str(index)
     return check_problem(
         Problem(id=pid, question=question, answer=ground_truth, task=task, meta=meta)
@@ -188,6 +242,8 @@ def row_problem(index: int, row: Any) -> Problem | RowSkip:
     if not isinstance(row, Mapping):
         return RowSkip(f"row is a {type(row).__name__}, not an object")
     try:
+        if looks_like_lcb(row):
+            return lcb_row_problem(index, row)
         if is_verl_row(row):
             return verl_problem(index, row)
         if is_simple_row(row):

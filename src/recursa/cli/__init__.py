@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -21,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "report": "recursa.cli.report",
     "serve": "recursa.cli.serve",
     "grade": "recursa.cli.grade",
+    "rl": "recursa.cli.rl",
 }
 
 
@@ -61,6 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recursa: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`recursa report ... | head`): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # the user's files or disk: a full disk, a path not writable
+        print(f"recursa: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
+
+
+def os_error_message(exc: OSError) -> str:
+    """One sentence from an OSError: what failed, and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{what}: {exc.filename}" if exc.filename else what
 
 
 if __name__ == "__main__":  # pragma: no cover

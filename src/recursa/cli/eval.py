@@ -7,13 +7,20 @@ import json
 import sys
 from typing import Any
 
-from recursa.cli.options import add_model_flags, add_settings_flags, settings_from_args
+from recursa.cli.options import (
+    add_model_flags,
+    add_settings_flags,
+    sandbox_from_args,
+    settings_from_args,
+)
+from recursa.errors import UsageError
 from recursa.runs import EvalConfig, evaluate
 from recursa.runs.report import steps_table
+from recursa.sandbox import SandboxConfig
 
 BENCHMARK_HELP = (
-    "aime25, hmmt25, supergpqa, arc-agi-2, rg:TASK[,TASK...], rg-games, rg-cognition, or a "
-    "local .jsonl/.json/.parquet file"
+    "aime25, hmmt25, supergpqa, arc-agi-2, lcb-v6, rg:TASK[,TASK...], rg-games, rg-cognition, "
+    "or a local .jsonl/.json/.parquet file (LiveCodeBench rows are detected by their columns)"
 )
 
 
@@ -35,7 +42,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
     group = p.add_argument_group("evaluation settings")
-    add_model_flags(group, EvalConfig)
+    add_model_flags(group, EvalConfig, skip=frozenset({"sandbox"}))
+    add_model_flags(p.add_argument_group("code sandbox (docs/SANDBOX.md)"), SandboxConfig)
     add_settings_flags(p, skip=frozenset({"task"}))
     p.set_defaults(run=run)
 
@@ -45,6 +53,18 @@ def run(args: argparse.Namespace) -> int:
     for name in EvalConfig.model_fields:
         if name in vars(args):
             values[name] = getattr(args, name)
+    # Sandbox settings: a config file may hold them flat (flag names) or under `sandbox:`;
+    # flags override either, one setting at a time.
+    nested = values.pop("sandbox", None)
+    sandbox = dict(nested) if isinstance(nested, dict) else {}
+    if nested is not None and not isinstance(nested, dict):
+        raise UsageError("the config file's 'sandbox' setting must be a mapping of settings")
+    for name in SandboxConfig.model_fields:
+        if name in values:
+            sandbox[name] = values.pop(name)
+    sandbox.update(sandbox_from_args(args))
+    if sandbox:
+        values["sandbox"] = sandbox
     try:
         result = evaluate(
             args.benchmark, out=args.out, resume=args.resume, progress=not args.quiet, **values

@@ -7,10 +7,17 @@ import json
 import sys
 from typing import Any
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from recursa.benchmarks import BENCHMARKS, load_benchmark
+from recursa.cli.options import add_model_flags, sandbox_from_args
+from recursa.config import validation_message
+from recursa.errors import UsageError
 from recursa.grading import GradedCompletion, GradeReport, grade_records, read_completions
+from recursa.sandbox import SandboxConfig
+from recursa.tasks import get_task
+from recursa.tasks.code import CodeTask
 
 
 def register(sub: Any) -> None:
@@ -24,7 +31,8 @@ def register(sub: Any) -> None:
         "(problem id, score, extracted answer, why it scored 0) and a summary.",
         epilog="benchmarks: "
         + "; ".join(f"{k}: {v}" for k, v in BENCHMARKS.items())
-        + "; rg:TASK[,TASK...]: Reasoning Gym tasks; or a .jsonl/.json/.parquet file",
+        + "; rg:TASK[,TASK...]: Reasoning Gym tasks; or a .jsonl/.json/.parquet file. Code "
+        "completions run against the problem's tests in the sandbox.",
     )
     p.add_argument("benchmark", help="benchmark name, rg:TASK[,TASK...], or a local file")
     p.add_argument(
@@ -49,6 +57,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="stop when a benchmark row lacks what its task needs, instead of skipping it",
     )
+    p.add_argument(
+        "--benchmark-format",
+        choices=["auto", "lcb"],
+        default="auto",
+        help="local files: 'auto' detects each row's schema; 'lcb' reads rows as LiveCodeBench",
+    )
+    add_model_flags(p.add_argument_group("code sandbox (docs/SANDBOX.md)"), SandboxConfig)
     p.set_defaults(run=run)
 
 
@@ -79,15 +94,21 @@ def _print_summary(report: GradeReport) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = load_benchmark(args.benchmark, size=args.size, seed=args.seed, strict=args.strict)
-    for note in dataset.notes:
-        print(f"recursa: note: {note}", file=sys.stderr)
-    if dataset.skipped:
-        print(
-            f"recursa: note: {len(dataset.skipped)} benchmark row(s) skipped "
-            f"(first: row {dataset.skipped[0][0]}: {dataset.skipped[0][1]})",
-            file=sys.stderr,
-        )
+    dataset = load_benchmark(
+        args.benchmark,
+        size=args.size,
+        seed=args.seed,
+        strict=args.strict,
+        benchmark_format=args.benchmark_format,
+    )
+    if any(p.task == "code" for p in dataset.problems):
+        code_task = get_task("code")
+        assert isinstance(code_task, CodeTask)
+        try:
+            code_task.configure_sandbox(SandboxConfig(**sandbox_from_args(args)))
+        except ValidationError as exc:
+            raise UsageError(validation_message(exc)) from exc
+    # The loader has already reported skipped rows and notes (once, as warnings).
     lines = read_completions(args.completions)
     bar = tqdm(total=len(lines), desc="grading", unit="line", file=sys.stderr, disable=args.quiet)
 

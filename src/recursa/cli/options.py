@@ -46,18 +46,20 @@ def add_model_flags(
         kind, choices = _plain_type(field.annotation)
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         metavar = str(extra.get("metavar") or name.upper())
-        default = field.default
+        default = None if field.is_required() else field.default
         desc = field.description or ""
+        shown = "" if default is None else f" (default: {default})"
+        if field.is_required():
+            shown = " (required)"
         if kind is bool:
             parser.add_argument(
                 *flags,
                 dest=name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"{desc} (default: {default})",
+                help=f"{desc}{shown}",
             )
             continue
-        shown = "" if default is None else f" (default: {default})"
         parser.add_argument(
             *flags,
             dest=name,
@@ -99,3 +101,10 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def configs_from_args(args: argparse.Namespace) -> tuple[RSAConfig, BackendConfig]:
     return build_configs(settings_from_args(args))
+
+
+def sandbox_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The code-sandbox settings the user typed (flags made from SandboxConfig)."""
+    from recursa.sandbox import SandboxConfig
+
+    return {name: getattr(args, name) for name in SandboxConfig.model_fields if name in vars(args)}

@@ -11,10 +11,12 @@ Requests hold no API key, and the journal stores no key: only a hash of the requ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from recursa.backends.base import Completion, GenerationRequest
@@ -60,6 +62,12 @@ def request_hash(request: GenerationRequest) -> str:
     return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    """SQLite's (possibly multi-line) report as one short clause."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class Journal:
     """A run's SQLite journal. Opening checks integrity: a damaged file is an error, never a
     silent restart."""
@@ -76,7 +84,7 @@ class Journal:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
-            raise RecursaError(f"cannot open the journal {self.path}: {exc}") from exc
+            raise self._failure(exc) from exc
         try:
             if existed:
                 self._check_integrity()
@@ -91,9 +99,9 @@ class Journal:
                     f"the journal {self.path} has schema version {version}; this recursa "
                     f"reads version {SCHEMA_VERSION}"
                 )
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._db.close()
-            raise self._damaged(str(exc)) from exc
+            raise self._failure(exc) from exc
         except RecursaError:
             self._db.close()
             raise
@@ -104,37 +112,57 @@ class Journal:
             "again, or restore it from a copy"
         )
 
+    def _failure(self, exc: sqlite3.Error) -> RecursaError:
+        """A damaged file (not a database, corrupt pages) is named as such; anything else
+        (a directory that cannot be written, a full disk, a lock) is a plain failure."""
+        name = str(getattr(exc, "sqlite_errorname", ""))
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or (
+            not name and not isinstance(exc, sqlite3.OperationalError)
+        ):
+            return self._damaged(_one_line(str(exc)))
+        return RecursaError(f"cannot use the journal {self.path}: {_one_line(str(exc))}")
+
+    def _sql(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        """One statement; an SQLite failure (a full disk, an I/O error) is a RecursaError."""
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
+
     def _check_integrity(self) -> None:
-        rows = self._db.execute("PRAGMA integrity_check").fetchall()
+        rows = self._db.execute("PRAGMA integrity_check(3)").fetchall()
         if not rows or rows[0][0] != "ok":
-            detail = "; ".join(str(r[0]) for r in rows[:3]) or "no answer"
+            detail = "; ".join(_one_line(str(r[0])) for r in rows[:3]) or "no answer"
             raise self._damaged(f"integrity check: {detail}")
 
     # -- metadata and sessions ----------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._sql("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._sql("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def begin_session(self) -> int:
         """Start a session (one process's work on the run); returns its number."""
-        cur = self._db.execute("INSERT INTO sessions (started) VALUES (?)", (time.time(),))
+        cur = self._sql("INSERT INTO sessions (started) VALUES (?)", (time.time(),))
         self.session = int(cur.lastrowid or 0)
         return self.session
 
     def end_session(self) -> None:
+        """Record the session's end; best effort (a session without an end counts up to its
+        last completion), so a failing disk never hides the error that stopped the run."""
         if self.session is not None:
-            self._db.execute(
-                "UPDATE sessions SET ended = ? WHERE id = ?", (time.time(), self.session)
-            )
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute(
+                    "UPDATE sessions SET ended = ? WHERE id = ?", (time.time(), self.session)
+                )
 
     def wall_seconds(self) -> float:
         """Working time over all sessions; a session that was killed counts up to its last
         journaled completion."""
         total = 0.0
-        rows = self._db.execute(
+        rows = self._sql(
             "SELECT s.started, s.ended, (SELECT MAX(created) FROM completions c "
             "WHERE c.session = s.id) FROM sessions s"
         ).fetchall()
@@ -144,7 +172,7 @@ class Journal:
         return total
 
     def sessions(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])
+        return int(self._sql("SELECT COUNT(*) FROM sessions").fetchone()[0])
 
     # -- completions --------------------------------------------------------------------
     def count(self, phase: str | None = None, session: int | None = None) -> int:
@@ -154,10 +182,10 @@ class Journal:
             sql, args = sql + " AND phase = ?", [*args, phase]
         if session is not None:
             sql, args = sql + " AND session = ?", [*args, session]
-        return int(self._db.execute(sql, args).fetchone()[0])
+        return int(self._sql(sql, args).fetchone()[0])
 
     def get(self, problem_id: str, phase: str, step: int, slot: int) -> Completion | None:
-        row = self._db.execute(
+        row = self._sql(
             "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM completions "
             "WHERE problem_id = ? AND phase = ? AND step = ? AND slot = ?",
             (problem_id, phase, step, slot),
@@ -205,6 +233,8 @@ class Journal:
                 f"the journal {self.path} already holds {phase} step {step} slot {slot} of "
                 f"problem {problem_id!r}: is another process writing to this run directory?"
             ) from exc
+        except sqlite3.Error as exc:  # a full disk, an I/O error: the row is not stored
+            raise self._failure(exc) from exc
         self.requested += 1
         self.requested_tokens += completion.completion_tokens
 

@@ -16,6 +16,7 @@ depend on the order problems finish in and a resumed run gives bit-identical num
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -55,9 +56,10 @@ class StepRecord:
         }
 
 
-def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) -> StepRecord:
-    """Grade every member of a step's population and its majority answer."""
-    grades = [task.grade(problem, c.text) for c in step.candidates]
+async def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) -> StepRecord:
+    """Grade every member of a step's population and its majority answer. Grading is awaited
+    (`grade_async`): code problems run their tests in the sandbox without blocking the loop."""
+    grades = await asyncio.gather(*(task.grade_async(problem, c.text) for c in step.candidates))
     correct = [g.correct for g in grades]
     clusters = ranked_clusters(task, step.candidates, seed, problem.id)
     top = clusters[0]

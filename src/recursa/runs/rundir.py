@@ -39,14 +39,22 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     )
 
 
-def reorder_lines(path: Path, spans: Iterable[tuple[int, int]]) -> None:
-    """Rewrite `path` atomically as the byte spans (offset, length) of its lines, in the
-    given order, reading one line at a time (memory bounded by the longest line)."""
+def sort_records(path: Path) -> None:
+    """Rewrite a JSON-lines file of records in the order of their "index", holding only
+    (index, offset) pairs in memory, never the records."""
+    order: list[tuple[int, int]] = []
+    with path.open("rb") as fh:
+        offset = 0
+        for line in fh:
+            if line.strip():
+                order.append((int(json.loads(line)["index"]), offset))
+            offset += len(line)
+    order.sort()
     tmp = path.with_name(path.name + ".tmp")
     with path.open("rb") as src, tmp.open("wb") as dst:
-        for offset, length in spans:
-            src.seek(offset)
-            dst.write(src.read(length))
+        for _, start in order:
+            src.seek(start)
+            dst.write(src.readline())
         dst.flush()
         os.fsync(dst.fileno())
     os.replace(tmp, path)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -25,7 +24,7 @@ from pydantic import ValidationError
 from recursa.backends import Backend, Dispatcher, create_backend
 from recursa.config import BackendConfig, RSAConfig, build_configs, validation_message
 from recursa.engine import Engine, gather_or_cancel
-from recursa.errors import RecursaError, UsageError
+from recursa.errors import ContextOverflowError, RecursaError, UsageError
 from recursa.result import SolveResult, StepResult
 from recursa.runs.journal import VERIFY, Journal
 from recursa.runs.methods import apply_method, generations_per_problem
@@ -40,16 +39,15 @@ from recursa.runs.rundir import (
     SETTINGS,
     SUMMARY,
     RunDir,
-    reorder_lines,
+    sort_records,
     write_json,
     write_jsonl,
     write_text_atomic,
 )
 from recursa.runs.settings import EvalConfig, check_same_run, dataset_fingerprint, run_settings
 from recursa.tasks import Problem, get_task
+from recursa.tasks.code import CodeTask
 from recursa.verification import choose_verified, verify_population
-
-log = logging.getLogger("recursa")
 
 
 class ProblemSet(Protocol):
@@ -84,7 +82,14 @@ def _load(
         from recursa.benchmarks import load_benchmark
 
         dataset = load_benchmark(
-            benchmark, limit=ev.limit, size=ev.size, seed=seed, strict=ev.strict
+            benchmark,
+            limit=ev.limit,
+            size=ev.size,
+            seed=seed,
+            strict=ev.strict,
+            since=ev.since,
+            until=ev.until,
+            benchmark_format=ev.benchmark_format,
         )
         return benchmark, dataset
     if isinstance(benchmark, Sequence):
@@ -119,7 +124,13 @@ def resolve_settings(
     return cfg, bcfg, ev
 
 
-def _check_problems(name: str, problems: list[Problem]) -> None:
+def _check_problems(name: str, problems: list[Problem], skipped: list[tuple[int, str]]) -> None:
+    if not problems and skipped:
+        row, why = skipped[0]
+        raise UsageError(
+            f"the benchmark {name} has no problems to evaluate: all {len(skipped)} rows were "
+            f"skipped (row {row}: {why})"
+        )
     if not problems:
         raise UsageError(f"the benchmark {name} has no problems to evaluate")
     seen: set[str] = set()
@@ -141,14 +152,11 @@ class _Run:
         journal: Journal,
         dispatcher: Dispatcher,
         progress: EvalProgress,
-        problems_out: IO[bytes],
+        problems_out: IO[str],
     ) -> None:
         self.problems, self.cfg, self.bcfg, self.ev = problems, cfg, bcfg, ev
         self.journal, self.dispatcher, self.progress = journal, dispatcher, progress
         self.out = problems_out
-        #: Where each problem's line is in problems.jsonl: (offset, length) by dataset index.
-        self.spans: dict[int, tuple[int, int]] = {}
-        self._written = 0
         self.book = MetricsBook(cfg.t)
         self.index = {p.id: i for i, p in enumerate(problems)}
         self.graded: dict[str, list[StepRecord]] = {}
@@ -162,11 +170,10 @@ class _Run:
             keep_history=False,
         )
 
-    def on_step(self, problem: Problem, step: StepResult) -> None:
+    async def on_step(self, problem: Problem, step: StepResult) -> None:
         task = get_task(problem.task)
-        self.graded.setdefault(problem.id, []).append(
-            grade_step(task, problem, step, self.cfg.seed)
-        )
+        record = await grade_step(task, problem, step, self.cfg.seed)
+        self.graded.setdefault(problem.id, []).append(record)
         self.progress.on_step(problem, step)
 
     async def finish(self, problem: Problem, result: SolveResult) -> None:
@@ -224,18 +231,18 @@ class _Run:
         }
         if verify is not None:
             record["verify"] = verify
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-        self.out.write(line)
+        self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self.out.flush()
-        self.spans[self.index[problem.id]] = (self._written, len(line))
-        self._written += len(line)
         self.book.add(self.index[problem.id], outcome)
         self.progress.done(problem)
 
-    async def _one(self, problem: Problem, window: asyncio.Semaphore) -> None:
-        async with window:
+    async def _worker(self, queue: Iterator[Problem]) -> None:
+        for problem in queue:  # workers share one iterator: each problem is taken once
             self.progress.start(problem)
-            result = await self.engine.run(problem)
+            try:
+                result = await self.engine.run(problem)
+            except ContextOverflowError as exc:
+                raise ContextOverflowError(f"problem {problem.id!r}: {exc}") from exc
             await self.finish(problem, result)
 
     async def run(self) -> None:
@@ -247,8 +254,9 @@ class _Run:
                 await self.finish(p, r)
             return
         active = max(2, math.ceil(4 * self.dispatcher.concurrency / self.cfg.n))
-        window = asyncio.Semaphore(active)
-        await gather_or_cancel([self._one(p, window) for p in self.problems])
+        queue = iter(self.problems)
+        workers = min(active, len(self.problems))
+        await gather_or_cancel([self._worker(queue) for _ in range(workers)])
 
 
 async def evaluate_async(
@@ -295,16 +303,7 @@ async def _evaluate(
         check_same_run(recorded, run_settings(spec, cfg, bcfg, ev, {}))
     name, dataset = _load(benchmark, ev, cfg.seed)
     problems: list[Problem] = list(dataset.problems)
-    _check_problems(name, problems)
-    if dataset.skipped:
-        first = dataset.skipped[0]
-        log.warning(
-            "skipped %d rows of %s that lack what their task needs (row %d: %s)",
-            len(dataset.skipped),
-            name,
-            first[0],
-            first[1],
-        )
+    _check_problems(name, problems, list(dataset.skipped))
     info = {
         "name": name,
         "problems": len(problems),
@@ -359,19 +358,22 @@ async def _execute(
     ev: EvalConfig,
     show_progress: bool,
 ) -> EvalResult:
+    if any(p.task == "code" for p in problems):
+        code_task = get_task("code")
+        assert isinstance(code_task, CodeTask)
+        code_task.configure_sandbox(ev.sandbox)
     model = backend if isinstance(backend, Backend) else create_backend(bcfg)
     progress = EvalProgress(len(problems), cfg.t, show_progress, lambda: journal.requested_tokens)
     try:
-        dispatcher = Dispatcher(model, concurrency=bcfg.concurrency, max_retries=bcfg.max_retries)
-        with run_dir.file(PROBLEMS).open("wb") as out:
+        dispatcher = Dispatcher.from_config(model, bcfg)
+        with run_dir.file(PROBLEMS).open("w", encoding="utf-8") as out:
             session = _Run(problems, cfg, bcfg, ev, journal, dispatcher, progress, out)
             await session.run()
     finally:
         progress.close()
         if not isinstance(backend, Backend):
             await model.aclose()
-    # problems.jsonl, streamed in finishing order, is rewritten in dataset order line by line
-    reorder_lines(run_dir.file(PROBLEMS), (session.spans[i] for i in sorted(session.spans)))
+    sort_records(run_dir.file(PROBLEMS))
     lines = session.book.step_lines()
     write_jsonl(run_dir.file(METRICS), lines)
     journal.end_session()

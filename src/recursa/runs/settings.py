@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from recursa.config import BackendConfig, RSAConfig
 from recursa.errors import UsageError
 from recursa.runs.methods import MethodName
+from recursa.sandbox import SandboxConfig
 from recursa.tasks import Problem
 
 #: Settings that change how fast a run goes, not what it produces: a resume may change them.
@@ -19,8 +20,17 @@ RESUMABLE_CHANGES: frozenset[str] = frozenset(
         "backend.concurrency",
         "backend.timeout",
         "backend.max_retries",
+        "backend.retry_base_delay",
+        "backend.retry_max_delay",
         "backend.mock_latency",
         "backend.n_threads",
+        # where Ray replicas run, how many and with what resources: not what they answer
+        "backend.ray_address",
+        "backend.replicas",
+        "backend.replica_gpus",
+        "backend.replica_cpus",
+        "backend.replica_restarts",
+        "eval.sandbox.max_parallel_tests",
     }
 )
 
@@ -51,11 +61,31 @@ class EvalConfig(BaseModel):
     size: int | None = Field(
         None,
         ge=1,
-        description="Problems to generate for procedural benchmarks (rg:...).",
+        description="How many problems: per task for rg:TASK (default 100), in all for "
+        "rg-games/rg-cognition (100), the SuperGPQA subset (1000).",
         json_schema_extra={"metavar": "N"},
     )
     strict: bool = Field(
         False, description="Stop at the first unusable dataset row instead of skipping it."
+    )
+    since: str | None = Field(
+        None,
+        description="LiveCodeBench: only problems whose contest date is on or after this day.",
+        json_schema_extra={"metavar": "YYYY-MM-DD"},
+    )
+    until: str | None = Field(
+        None,
+        description="LiveCodeBench: only problems whose contest date is on or before this day.",
+        json_schema_extra={"metavar": "YYYY-MM-DD"},
+    )
+    benchmark_format: Literal["auto", "lcb"] = Field(
+        "auto",
+        description="Local files: 'auto' detects each row's schema (LiveCodeBench, simple or "
+        "verl); 'lcb' reads every row as LiveCodeBench.",
+    )
+    sandbox: SandboxConfig = Field(
+        default_factory=SandboxConfig,
+        description="How code problems run their tests (the 'code sandbox' flags).",
     )
     verify_temperature: float = Field(
         0.0, ge=0.0, description="self-verify: sampling temperature of the judgements."

@@ -65,7 +65,8 @@ class ChatRequest(BaseModel):
     """The fields of a chat-completions body the proxy reads; other standard fields are
     accepted and ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Strict: JSON `true` is no N and "yes" is no boolean.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
@@ -128,9 +129,12 @@ def rsa_config(defaults: RSAConfig, request: ChatRequest, max_generations: int) 
         )
     values.update(overrides)
     try:
-        config = RSAConfig(**values)
+        config = RSAConfig.model_validate(values, strict=True)
     except ValidationError as exc:
-        raise bad_request(validation_message(exc), param="rsa") from exc
+        loc = ".".join(str(p) for p in exc.errors()[0].get("loc", ()))
+        field = loc.split(".")[0]
+        param = f"rsa.{field}" if field in overrides else (field or "rsa")
+        raise bad_request(validation_message(exc), param=param) from exc
     if config.n * config.t > max_generations:
         raise bad_request(
             f"N x T = {config.n} x {config.t} = {config.n * config.t} generations exceeds this "

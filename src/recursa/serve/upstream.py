@@ -29,9 +29,7 @@ class Upstream:
     def __init__(self, config: BackendConfig) -> None:
         self.config = config.model_copy(update={"backend": "openai"})
         self.backend: OpenAIBackend = openai_backend(self.config)
-        self.dispatcher = Dispatcher(
-            self.backend, concurrency=self.config.concurrency, max_retries=self.config.max_retries
-        )
+        self.dispatcher = Dispatcher.from_config(self.backend, self.config)
         headers = {}
         if self.config.api_key is not None:
             headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"

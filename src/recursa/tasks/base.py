@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,13 @@ class Problem:
 
 @dataclass(frozen=True)
 class Grade:
-    """A grader's verdict: never an exception; `reason` says why a score is 0."""
+    """A grader's verdict: never an exception; `reason` says why a score is 0. `detail`
+    holds grader-specific facts (code: the first failing test and why)."""
 
     score: float
     answer: str | None
     reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def correct(self) -> bool:
@@ -74,6 +77,19 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def grade(self, problem: Problem, completion: str) -> Grade:
         """Score a completion against the problem's reference (1.0 correct, 0.0 not)."""
+
+    async def grade_async(self, problem: Problem, completion: str) -> Grade:
+        """`grade` for async callers; tasks whose grading does I/O (code runs tests in the
+        sandbox) override it so an event loop is never blocked."""
+        return self.grade(problem, completion)
+
+    async def vote_keys(
+        self, problem: Problem, answers: Sequence[str | None]
+    ) -> list[str | None] | None:
+        """Majority-vote keys computed from the problem (code: what each program outputs on
+        the public tests' inputs), one per answer; equal keys vote together and None does
+        not vote. None (the default) means: vote with `key`/`equivalent` on the answers."""
+        return None
 
 
 def no_reference(answer: str | None) -> Grade:

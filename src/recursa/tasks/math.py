@@ -75,14 +75,52 @@ def math_verify_here(gold: str, target: str) -> bool:
         return False
 
 
+#: Answers whose parsing or comparison may build huge numbers (powers, factorials, binomials).
+#: On the main thread math-verify's `signal.alarm` limit usually stops them, but an alarm that
+#: lands in a finaliser or a garbage-collector callback is swallowed and the work goes on, so
+#: these always go to the helper process, whose deadline nothing can swallow.
+_HEAVY = re.compile(r"\^|!|\*\*|\\exp|\\binom|\\choose")
+
+
 def _math_verify_equal(gold: str, target: str) -> bool:
     """math-verify equivalence with a time limit in every thread: here on the main thread, in
-    a helper process (`math_worker`) elsewhere, where `signal.alarm` cannot interrupt."""
-    if threading.current_thread() is threading.main_thread() or os.name != "posix":
+    a helper process (`math_worker`) elsewhere, where `signal.alarm` cannot interrupt, and for
+    answers that may build huge numbers (`_HEAVY`) everywhere."""
+    heavy = _HEAVY.search(gold) is not None or _HEAVY.search(target) is not None
+    main = threading.current_thread() is threading.main_thread()
+    if os.name != "posix" or (main and not heavy):
         return math_verify_here(gold, target)
     from recursa.tasks.math_worker import verify_in_child
 
     return bool(verify_in_child(gold, target))
+
+
+def math_reference_error(reference: str) -> str | None:
+    """Why a reference answer cannot be graded as math (None when it can): empty, unbalanced
+    braces, or (checked on the main thread, where math-verify's time limits work) no
+    expression math-verify can parse. Integers need no parser."""
+    key = math_key(reference)
+    if not key:
+        return "the reference answer is empty"
+    if _INTEGER.fullmatch(key):
+        return None
+    depth = 0
+    for ch in key:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        return f"the reference answer {reference[:60]!r} has unbalanced braces"
+    if threading.current_thread() is threading.main_thread():
+        from math_verify import parse
+
+        try:
+            parsed = parse(f"${reference}$")
+        except Exception:  # math-verify raises many kinds on odd input
+            parsed = []
+        if len(parsed) < 2:  # only the raw string back: nothing was parsed
+            return f"the reference answer {reference[:60]!r} cannot be parsed as math"
+    return None
 
 
 def math_equivalent(a: str, b: str) -> bool:

@@ -93,9 +93,20 @@ def score_answer_fn(dataset_name: str) -> Callable[[str | None, dict[str, Any]],
     return fn
 
 
-def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
-    """The task's own `score_answer` (raises on unknown datasets, like reasoning_gym does)."""
+def score_here(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
+    """The task's own `score_answer`, in this process (raises on unknown datasets, like
+    reasoning_gym does). Only the scoring helper process calls this: scorers may evaluate
+    the answer as code."""
     return float(score_answer_fn(dataset_name)(answer, restore_entry(dataset_name, entry)))
+
+
+def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
+    """The task's own score of an untrusted answer, computed in a helper process that lets
+    no answer run code and stops a scorer that runs too long (`rg_worker`); raises
+    ScorerFailed when the scorer raised or ran out of time."""
+    from recursa.tasks.rg_worker import score_in_child
+
+    return score_in_child(dataset_name, answer, entry)
 
 
 def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]) -> Grade:
@@ -110,7 +121,7 @@ def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]
         try:
             score = score_with_reasoning_gym(answer, str(name), entry)
         except Exception as exc:  # scorers raise on odd answers; a grader never does
-            return Grade(0.0, answer, f"the {name} scorer failed: {type(exc).__name__}")
+            return Grade(0.0, answer, f"the {name} scorer failed: {exc}")
         return Grade(score, answer, "" if score >= 1.0 else f"{name} scorer gave {score:g}")
     if reference is None:
         return no_reference(answer)

@@ -1,0 +1,100 @@
+"""One engine replica: the body of a Ray actor that runs an ordinary recursa backend.
+
+The driver (`recursa.backends.ray`) turns this class into an async Ray actor. It builds its
+backend from the driver's BackendConfig with `backend` set to the chosen engine, so every
+engine option passes through unchanged. Failures travel back as plain data (`Reply`), never as
+pickled exception objects, so the driver re-raises them as its own error types: a transient
+fault stays retryable, a usage error keeps its exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from recursa.errors import RecursaError, UsageError
+
+if TYPE_CHECKING:
+    from recursa.config import BackendConfig
+
+ErrorKind = Literal["retry", "usage", "fatal"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a replica answers for one request: a completion, or an error as data."""
+
+    completion: Completion | None = None
+    error: str = ""
+    kind: ErrorKind = "fatal"
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """What a replica tells the driver once it has started (or failed to start)."""
+
+    description: str
+    default_concurrency: int
+    context_tokens: int | None
+    host: str
+    pid: int
+    error: str = ""
+    usage_error: bool = False
+
+
+class Replica:
+    """Runs one backend inside a Ray actor process; every method is safe to call concurrently."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        # Imported here: the actor process imports recursa afresh, and the registry is lazy.
+        from recursa.backends import create_backend
+
+        self._backend: Backend | None = None
+        self._error = ""
+        self._usage_error = False
+        self.served = 0
+        try:
+            self._backend = create_backend(config)
+        except RecursaError as exc:  # reported by info(), so the driver shows one sentence
+            self._error = str(exc)
+            self._usage_error = isinstance(exc, UsageError)
+
+    async def info(self) -> ReplicaInfo:
+        backend = self._backend
+        return ReplicaInfo(
+            description=backend.description if backend else "",
+            default_concurrency=backend.default_concurrency if backend else 1,
+            context_tokens=backend.context_tokens if backend else None,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            error=self._error,
+            usage_error=self._usage_error,
+        )
+
+    async def ping(self) -> bool:
+        """True once the backend is ready (a restarted replica answers after it rebuilt it)."""
+        return self._backend is not None
+
+    async def generate(self, request: GenerationRequest) -> Reply:
+        if self._backend is None:
+            return Reply(error=self._error or "the replica has no backend", kind="fatal")
+        try:
+            completion = await self._backend.generate(request)
+        except RetryableError as exc:
+            return Reply(error=str(exc), kind="retry", retry_after=exc.retry_after)
+        except RecursaError as exc:
+            return Reply(error=str(exc), kind="usage" if isinstance(exc, UsageError) else "fatal")
+        self.served += 1
+        return Reply(completion=completion)
+
+    async def stats(self) -> int:
+        """Requests this process has answered since it (re)started."""
+        return self.served
+
+    async def close(self) -> None:
+        if self._backend is not None:
+            await self._backend.aclose()

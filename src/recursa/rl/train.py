@@ -1,0 +1,310 @@
+"""Aggregation-aware RL on one machine: TRL's `RLOOTrainer` with the paper's settings.
+
+RLOO (leave-one-out baseline) with 4 rollouts per prompt, learning rate 1e-6, no KL term
+(beta 0, so no reference model is loaded), 256 prompts per optimiser step, rewards from
+`recursa.rl.rewards.correctness` (the evaluation graders). Prompts longer than
+`max_prompt_length` tokens are dropped before training (verl's `filter_overlong_prompts`):
+cutting an aggregation prompt would cut its instructions or candidates. Checkpoints go to
+`OUT/checkpoint-STEP`, the final model to `OUT/final`, and every logged step's metrics
+(reward mean and std, loss, lengths) to `OUT/rewards.jsonl` besides TRL's own logging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recursa.errors import MissingDependencyError, UsageError
+from recursa.rl.rewards import correctness
+
+log = logging.getLogger("recursa")
+
+REWARD_LOG = "rewards.jsonl"
+FINAL_DIR = "final"
+#: Columns a verl-schema training file must have.
+REQUIRED_COLUMNS = ("prompt", "data_source", "reward_model")
+
+
+def default_prompt_length(k: int, max_tokens: int) -> int:
+    """Room for an aggregation prompt: K candidates of `max_tokens` each plus 1024 tokens for
+    the problem and instructions (the paper: 4 x 8192 + 1024 = 33,792)."""
+    return k * max_tokens + 1024
+
+
+class TrainSettings(BaseModel):
+    """`recursa rl train`: RLOO with TRL on one machine (paper defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(
+        description="Training data: a directory holding train.parquet (verl RL schema, as "
+        "'recursa rl build-data' writes it) or one parquet file."
+    )
+    model: str = Field(
+        description="Policy to train: a Hugging Face model directory or name, or a GGUF file "
+        "(dequantised on load)."
+    )
+    out: str = Field(description="Output directory: checkpoints, final model, rewards.jsonl.")
+    rollouts: int = Field(4, ge=2, description="Completions sampled per prompt (RLOO group).")
+    learning_rate: float = Field(1e-6, gt=0, description="AdamW learning rate.")
+    beta: float = Field(0.0, ge=0, description="KL coefficient (0: no KL, no reference model).")
+    k: int = Field(4, ge=1, description="Candidates per aggregation prompt (sizes prompts).")
+    max_tokens: int = Field(8192, ge=1, description="Tokens per candidate (sizes prompts).")
+    max_prompt_length: int | None = Field(
+        None,
+        ge=1,
+        description="Longest prompt in tokens; longer rows are dropped "
+        "(default: K x max_tokens + 1024).",
+    )
+    max_response_length: int | None = Field(
+        None, ge=1, description="Most tokens per sampled completion (default: max_tokens)."
+    )
+    prompts_per_step: int = Field(256, ge=1, description="Prompts per optimiser step.")
+    micro_batch_size: int = Field(
+        4, ge=1, description="Completions per forward/backward pass on each device."
+    )
+    steps: int = Field(300, ge=1, description="Optimiser steps.")
+    save_steps: int = Field(50, ge=1, description="Save a checkpoint every this many steps.")
+    save_total_limit: int | None = Field(
+        None, ge=1, description="Keep at most this many checkpoints (default: all)."
+    )
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    seed: int = Field(0, description="Seed for sampling, shuffling and initialisation.")
+    gradient_checkpointing: bool = Field(
+        True, description="Recompute activations in the backward pass (less memory)."
+    )
+    bf16: bool | None = Field(
+        None, description="bf16 mixed precision (default: on when the GPU supports it)."
+    )
+    use_vllm: bool = Field(False, description="Sample rollouts with vLLM (needs a GPU and vllm).")
+    resume: bool = Field(False, description="Continue from the last checkpoint in --out.")
+    trl: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further RLOOConfig fields, by TRL's names (config file only).",
+    )
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> TrainSettings:
+        if self.micro_batch_size > self.prompts_per_step * self.rollouts:
+            raise ValueError(
+                f"micro_batch_size ({self.micro_batch_size}) exceeds the completions per step "
+                f"({self.prompts_per_step} prompts x {self.rollouts} rollouts)"
+            )
+        return self
+
+    @property
+    def prompt_limit(self) -> int:
+        return self.max_prompt_length or default_prompt_length(self.k, self.max_tokens)
+
+    @property
+    def response_limit(self) -> int:
+        return self.max_response_length or self.max_tokens
+
+
+@dataclass
+class TrainResult:
+    """Where a training run left its outputs."""
+
+    out_dir: Path
+    final_dir: Path
+    reward_log: Path
+    steps: int
+    rows: int
+    dropped_rows: int
+
+
+def data_file(data: str) -> Path:
+    """The training parquet file named by --data (a file, or DIR/train.parquet)."""
+    path = Path(data).expanduser()
+    if path.is_dir():
+        path = path / "train.parquet"
+    if not path.is_file():
+        raise UsageError(
+            f"training data {path} does not exist (build it with 'recursa rl build-data')"
+        )
+    return path
+
+
+def load_rows(path: Path) -> Any:
+    """The parquet file as an in-memory `datasets.Dataset` (no cache files written)."""
+    try:
+        import pyarrow.parquet as pq
+        from datasets import Dataset
+        from datasets.table import InMemoryTable
+    except ImportError as exc:
+        raise MissingDependencyError("datasets", "rl") from exc
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several kinds for files that are not parquet
+        raise UsageError(f"training data {path} is not a readable parquet file: {exc}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise UsageError(
+            f"training data {path} lacks the column {missing[0]!r} of the verl RL schema"
+        )
+    if table.num_rows == 0:
+        raise UsageError(f"training data {path} has no rows")
+    return Dataset(InMemoryTable(table))
+
+
+def prompt_lengths(tokenizer: Any, prompts: Sequence[Any]) -> list[int]:
+    """Tokens of each chat prompt as the trainer will see it (chat template, generation cue)."""
+    lengths = []
+    for prompt in prompts:
+        ids = tokenizer.apply_chat_template(
+            list(prompt), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        lengths.append(len(ids))
+    return lengths
+
+
+def drop_long_prompts(dataset: Any, tokenizer: Any, limit: int) -> tuple[Any, int]:
+    """The rows whose prompt fits `limit` tokens, and how many were dropped."""
+    lengths = prompt_lengths(tokenizer, dataset["prompt"])
+    keep = [i for i, n in enumerate(lengths) if n <= limit]
+    dropped = len(lengths) - len(keep)
+    if not keep:
+        raise UsageError(
+            f"every prompt is longer than max_prompt_length ({limit} tokens; the shortest has "
+            f"{min(lengths)})"
+        )
+    if dropped:
+        log.warning("dropped %d of %d prompts longer than %d tokens", dropped, len(lengths), limit)
+        dataset = dataset.select(keep)
+    return dataset, dropped
+
+
+def _world_size() -> int:
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def gradient_accumulation(settings: TrainSettings, world: int) -> int:
+    """Micro-batches per optimiser step so that one step sees prompts_per_step x rollouts."""
+    completions = settings.prompts_per_step * settings.rollouts
+    per_pass = settings.micro_batch_size * world
+    if completions % per_pass:
+        raise UsageError(
+            f"prompts_per_step x rollouts ({completions}) must be a multiple of "
+            f"micro_batch_size x devices ({per_pass})"
+        )
+    return completions // per_pass
+
+
+def rloo_arguments(settings: TrainSettings, out: Path, cuda: bool, quiet: bool) -> dict[str, Any]:
+    """Keyword arguments for TRL's RLOOConfig (settings, then the `trl` passthrough)."""
+    bf16 = settings.bf16 if settings.bf16 is not None else cuda
+    args: dict[str, Any] = {
+        "output_dir": str(out),
+        "num_generations": settings.rollouts,
+        "learning_rate": settings.learning_rate,
+        "beta": settings.beta,
+        "max_completion_length": settings.response_limit,
+        "per_device_train_batch_size": settings.micro_batch_size,
+        "gradient_accumulation_steps": gradient_accumulation(settings, _world_size()),
+        "max_steps": settings.steps,
+        "save_strategy": "steps",
+        "save_steps": settings.save_steps,
+        "save_total_limit": settings.save_total_limit,
+        "logging_steps": 1,
+        "temperature": settings.temperature,
+        "top_p": 1.0,
+        "top_k": 0,
+        "seed": settings.seed,
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "bf16": bf16,
+        "use_cpu": not cuda,
+        "use_vllm": settings.use_vllm,
+        "report_to": "none",
+        "disable_tqdm": quiet,
+    }
+    args.update(settings.trl)
+    return args
+
+
+def reward_log_callback(path: Path) -> Any:
+    """A TrainerCallback that appends each logged step's metrics to a JSONL file."""
+    from transformers import TrainerCallback
+
+    class RewardLog(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
+            if not logs or "reward" not in logs or not state.is_world_process_zero:
+                return
+            record: dict[str, Any] = {"step": int(state.global_step)}
+            for key, value in logs.items():
+                if isinstance(value, (int, float)) and math.isfinite(float(value)):
+                    record[key] = value
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+    return RewardLog()
+
+
+RewardFunction = Callable[..., list[float | None]]
+
+
+def train(
+    settings: TrainSettings,
+    *,
+    reward_funcs: Sequence[RewardFunction] | None = None,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train the policy with RLOO; returns where the checkpoints and logs are."""
+    try:
+        import torch
+        from transformers.trainer_utils import get_last_checkpoint
+        from trl import RLOOConfig, RLOOTrainer
+    except ImportError as exc:
+        raise MissingDependencyError("trl", "rl") from exc
+    from recursa.rl.model import load_policy
+
+    out = Path(settings.out).expanduser()
+    path = data_file(settings.data)
+    dataset = load_rows(path)
+    out.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available()
+    try:
+        args = RLOOConfig(**rloo_arguments(settings, out, cuda, quiet))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"TRL refused the training settings: {exc}") from exc
+    dtype = torch.float32
+    model, tokenizer = load_policy(settings.model, dtype)
+    dataset, dropped = drop_long_prompts(dataset, tokenizer, settings.prompt_limit)
+    reward_log = out / REWARD_LOG
+    checkpoint = get_last_checkpoint(str(out)) if settings.resume else None
+    if not settings.resume:
+        reward_log.unlink(missing_ok=True)
+    funcs: list[Any] = list(reward_funcs) if reward_funcs else [correctness]
+    trainer = RLOOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[reward_log_callback(reward_log)],
+    )
+    if quiet:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # the per-step dicts on stdout
+    trainer.train(resume_from_checkpoint=checkpoint)
+    final = out / FINAL_DIR
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    return TrainResult(
+        out_dir=out,
+        final_dir=final,
+        reward_log=reward_log,
+        steps=int(trainer.state.global_step),
+        rows=len(dataset),
+        dropped_rows=dropped,
+    )
