@@ -2,10 +2,9 @@
 
 The mock backend answers instantly, so the time measured is recursa's own per generation
 (engine, SQLite journal commits, grading, per-step statistics, problems.jsonl). Each size runs
-in a fresh process, so the peak resident memory is that run's. The mock backend itself keeps
-every request it received (tests count them), which dominates the first run's memory; the
-resume of the finished run replays the journal without model calls, so its column is the
-runner's own footprint (a few KiB of numbers per problem for the metrics).
+in a fresh process, so the peak resident memory is that run's. The registered mock backend
+keeps no request it has answered, and the metrics are running totals, so memory stays flat as
+problems grow; the resume of the finished run replays the journal without model calls.
 
     .venv/bin/python benchmarks/eval_overhead.py [--problems 250 1000 4000] [-n 8] [-t 3]
 """
