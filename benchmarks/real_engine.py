@@ -372,7 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{os.getloadavg()[0]:.1f}",
             flush=True,
         )
-        return asyncio.run(measure(args, server.base_url, workdir))
+        try:
+            return asyncio.run(measure(args, server.base_url, workdir))
+        except httpx.HTTPError:
+            code = server.proc.poll()
+            state = "running" if code is None else f"exited with status {code}"
+            tail = server.log.read_text(errors="replace")[-1500:]
+            print(f"the llama server failed ({state}); its log ends:\n{tail}", file=sys.stderr)
+            raise
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
