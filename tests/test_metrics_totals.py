@@ -12,7 +12,9 @@ import pytest
 from recursa.runs.metrics import MetricsBook, Outcome, StepRecord, TokenCounts
 
 
-def _record(step: int, correct: list[bool], tokens: list[int], majority: bool) -> StepRecord:
+def _record(
+    step: int, correct: list[bool], tokens: list[int], majority: bool, arc: bool
+) -> StepRecord:
     return StepRecord(
         step=step,
         answers=[],
@@ -21,10 +23,10 @@ def _record(step: int, correct: list[bool], tokens: list[int], majority: bool) -
         reasons=[],
         majority_answer=None,
         majority_correct=majority,
-        top2_correct=majority,
         agreement=0.5,
         prompt_tokens=[t * 3 for t in tokens],
         completion_tokens=tokens,
+        extra={"pass_at_2": majority} if arc else {},
     )
 
 
@@ -34,18 +36,20 @@ def _outcomes(count: int, steps: int, seed: int) -> list[Outcome]:
     for _ in range(count):
         ran = rng.randint(1, steps)  # early stop: fewer steps run
         n = rng.randint(1, 7)  # odd sizes make the per-problem means inexact in binary
+        arc = rng.random() < 0.3  # a family with an extra metric (ARC's pass@2)
         records = [
             _record(
                 t + 1,
                 [rng.random() < 0.4 for _ in range(n)],
                 [rng.randint(1, 60) for _ in range(n)],
                 rng.random() < 0.5,
+                arc,
             )
             for t in range(ran)
         ]
-        outcome = Outcome(records, rng.random() < 0.5, rng.random() < 0.3)
-        outcome.verified_acc = rng.choice([None, 1 / 3, 0.5, 2 / 7])
-        out.append(outcome)
+        verified = rng.choice([None, 1 / 3, 0.5, 2 / 7])
+        metrics = {} if verified is None else {"verified_acc": verified}
+        out.append(Outcome(records, rng.random() < 0.5, "verify", metrics))
     return out
 
 
@@ -79,8 +83,10 @@ def test_totals_equal_the_numbers_computed_from_every_record() -> None:
         assert line["majority_acc"] == pytest.approx(
             statistics.mean(r.majority_correct for r in recs)
         )
-        arc = [r for r, o in zip(recs, outcomes, strict=True) if o.is_arc]
-        assert line["pass_at_2"] == pytest.approx(statistics.mean(r.top2_correct for r in arc))
+        arc = [r for r in recs if "pass_at_2" in r.extra]
+        assert line["pass_at_2"] == pytest.approx(
+            statistics.mean(r.extra["pass_at_2"] for r in arc)
+        )
         completion = [n for r in ran for n in r.completion_tokens]
         assert line["generations"] == len(completion)
         assert line["completion_tokens"] == sum(completion)
@@ -90,7 +96,7 @@ def test_totals_equal_the_numbers_computed_from_every_record() -> None:
         )
     final = _book(outcomes, list(range(30)), 3).final()
     assert final["final_acc"] == pytest.approx(statistics.mean(o.final_correct for o in outcomes))
-    verified = [o.verified_acc for o in outcomes if o.verified_acc is not None]
+    verified = [o.selection_metrics["verified_acc"] for o in outcomes if o.selection_metrics]
     assert final["verified_acc"] == pytest.approx(statistics.mean(verified))
     everything = [n for o in outcomes for r in o.steps for n in r.completion_tokens]
     assert final["completion_tokens_median"] == float(statistics.median(everything))

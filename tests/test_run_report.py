@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -12,7 +14,7 @@ from recursa import evaluate
 from recursa.cli import main
 from recursa.result import Candidate, StepResult
 from recursa.runs.metrics import MetricsBook, Outcome, StepRecord, grade_step
-from recursa.tasks import Problem, Task, get_task
+from recursa.tasks import Grade, Problem, Task, get_task
 from recursa.verification import parse_verdict
 from tests.evalkit import rg_problems
 
@@ -72,20 +74,48 @@ def test_majority_and_top_two_clusters_are_graded_through_their_answers() -> Non
     record = graded(get_task("general"), problem, ["a", "a", "a", "b", "b", "c"])
     assert record.correct == [False, False, False, True, True, False]
     assert record.majority_answer == "a" and not record.majority_correct
-    assert record.top2_correct and record.agreement == 0.5
+    assert record.agreement == 0.5 and record.extra == {}  # general reports no extra metric
+    # ARC's own step metric: either of the two largest clusters is correct
+    assert get_task("arc").step_metrics(record.correct, [[0, 1, 2], [3, 4], [5]]) == {
+        "pass_at_2": True
+    }
+    assert get_task("arc").step_metrics(record.correct, [[0, 1, 2], [5], [3, 4]]) == {
+        "pass_at_2": False
+    }
 
 
-def test_pass_at_2_is_reported_for_arc_problems_only() -> None:
+class _TwoAttempts(Task):
+    """The general family with ARC's extra metric (how a family declares one)."""
+
+    name = "general-two"
+    extra_metrics: ClassVar[dict[str, str]] = {"pass_at_2": "pass@2"}
+
+    def format_instruction(self, problem: Problem) -> str:
+        return get_task("general").format_instruction(problem)
+
+    def extract(self, text: str) -> str | None:
+        return get_task("general").extract(text)
+
+    def grade(self, problem: Problem, completion: str) -> Grade:
+        return get_task("general").grade(problem, completion)
+
+    def step_metrics(
+        self, correct: Sequence[bool], ranked: Sequence[Sequence[int]]
+    ) -> dict[str, bool]:
+        return get_task("arc").step_metrics(correct, ranked)
+
+
+def test_pass_at_2_is_reported_for_families_that_declare_it_only() -> None:
     problem = Problem("p", "q", answer="b", task="general")
-    task = get_task("general")
+    task = _TwoAttempts()
     book = MetricsBook(steps=1)
-    book.add(0, Outcome([graded(task, problem, ["a", "a", "b"])], False, True))
-    book.add(1, Outcome([graded(task, problem, ["a", "a", "c"])], False, True))
+    book.add(0, Outcome([graded(task, problem, ["a", "a", "b"])], False))
+    book.add(1, Outcome([graded(task, problem, ["a", "a", "c"])], False))
     line = book.step_lines()[0]
     assert line["pass_at_2"] == 0.5 and line["majority_acc"] == 0.0
     assert line["mean_acc"] == pytest.approx((1 / 3) / 2)
     plain = MetricsBook(steps=1)
-    plain.add(0, Outcome([graded(task, problem, ["a", "b"])], True, False))
+    plain.add(0, Outcome([graded(get_task("general"), problem, ["a", "b"])], True))
     assert "pass_at_2" not in plain.step_lines()[0]
 
 

@@ -9,7 +9,7 @@ from recursa.backends import Backend, Dispatcher, create_backend
 from recursa.config import BackendConfig, RSAConfig, build_configs
 from recursa.engine import Engine, GenerationCallback, StepCallback
 from recursa.result import SolveResult
-from recursa.tasks import Problem
+from recursa.tasks import Problem, Task
 
 
 def make_configs(
@@ -39,12 +39,19 @@ async def solve_async(
     **settings: Any,
 ) -> SolveResult:
     """Run RSA on one question. Settings are RSAConfig/BackendConfig fields by name
-    (n, k, t, task, seed, temperature, max_tokens, model, base_url, ...). `backend` is a
-    backend name ("llamacpp", "openai", "mock", ...) or a ready Backend object, to reuse a
-    loaded model."""
+    (n, k, t, task, seed, temperature, max_tokens, model, base_url, ...) and backend options
+    (mock_accuracy, n_ctx, ...). `backend` is a backend name ("llamacpp", "openai", "mock",
+    a plugin's) or a ready Backend object, to reuse a loaded model. `task` is a task name or a
+    `Task` object (registered or not)."""
     if isinstance(backend, str):
         settings = {**settings, "backend": backend}
+    task = settings.get("task")
+    task_object = task if isinstance(task, Task) else None
+    if task_object is not None:
+        settings = {k: v for k, v in settings.items() if k != "task"}
     cfg, bcfg = make_configs(rsa, backend_config, settings)
+    if task_object is not None:  # its own name, registered or not
+        cfg = cfg.model_copy(update={"task": task_object.name})
     owned = not isinstance(backend, Backend)
     model = backend if isinstance(backend, Backend) else create_backend(bcfg)
     try:
@@ -57,7 +64,7 @@ async def solve_async(
             on_generation=on_generation,
         )
         problem = Problem(problem_id, question, reference, cfg.task, dict(meta or {}))
-        result = await engine.run(problem)
+        result = await engine.run(problem, task_object)
         result.usage["retries"] = dispatcher.usage.retries
         return result
     finally:

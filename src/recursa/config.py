@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from recursa.backends import BACKENDS, BackendOptions, backend_options
 from recursa.errors import UsageError
+from recursa.final_selection import SELECTIONS
+from recursa.registry import UnknownName
+from recursa.tasks import TASKS
 
-TaskName = Literal["general", "math", "rg", "mcq", "code", "arc"]
-SelectionName = Literal["majority", "random"]
+OptionsT = TypeVar("OptionsT", bound=BackendOptions)
 
 
 class RSAConfig(BaseModel):
@@ -22,7 +33,11 @@ class RSAConfig(BaseModel):
     n: int = Field(16, ge=1, description="Population size N: candidates kept at every step.")
     k: int = Field(4, ge=1, description="Aggregation-set size K: candidates shown per new one.")
     t: int = Field(10, ge=1, description="Number of steps T (1 = plain parallel sampling).")
-    task: TaskName = Field("general", description="Task family: prompt and answer format.")
+    task: str = Field(
+        "general",
+        description="Task family: prompt and answer format (a name in the task registry).",
+        json_schema_extra={"registry": "tasks"},
+    )
     seed: int = Field(0, description="Run seed: fixes subsets, sampling seeds and tie-breaks.")
     temperature: float = Field(1.0, ge=0.0, description="Sampling temperature.")
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (off).")
@@ -30,8 +45,17 @@ class RSAConfig(BaseModel):
     keep_think: bool = Field(
         False, description="Keep <think> blocks in candidates shown for aggregation."
     )
-    selection: SelectionName = Field(
-        "majority", description="Final answer: majority vote, or a random member of the last step."
+    selection: str = Field(
+        "majority",
+        description="Final answer: majority vote, a random member of the last step, or verify "
+        "(the model judges each final candidate; the majority among those judged correct).",
+        json_schema_extra={"registry": "selections"},
+    )
+    verify_temperature: float = Field(
+        0.0, ge=0.0, description="selection verify: sampling temperature of the judgements."
+    )
+    verify_max_tokens: int = Field(
+        16, ge=1, description="selection verify: maximum tokens of one True/False judgement."
     )
     early_stop: str | None = Field(
         None,
@@ -42,6 +66,16 @@ class RSAConfig(BaseModel):
         False,
         description="Step barrier across problems (the reference code's schedule; slower).",
     )
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        return TASKS.validate(name)
+
+    @field_validator("selection")
+    @classmethod
+    def _known_selection(cls, name: str) -> str:
+        return SELECTIONS.validate(name)
 
     @model_validator(mode="after")
     def _k_within_n(self) -> RSAConfig:
@@ -70,16 +104,19 @@ def early_stop_fraction(rule: str) -> float:
     raise ValueError(f"early stop must be 'unanimous' or 'agree:F' with 0.5 < F <= 1, not {rule!r}")
 
 
-BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
-EngineName = Literal["vllm", "openai", "llamacpp", "mock"]  # what a Ray replica runs
-
-
 class BackendConfig(BaseModel):
-    """How to reach the model."""
+    """How to reach the model: what every backend and the dispatcher share, plus `options`,
+    the chosen backend's own settings (each backend declares them in its own file, as a
+    `BackendOptions` model). Options may be given flat (`BackendConfig(backend="mock",
+    mock_accuracy=0.5)`), as config files and flags give them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: BackendName = Field("llamacpp", description="Model backend.")
+    backend: str = Field(
+        "llamacpp",
+        description="Model backend (a name in the backend registry).",
+        json_schema_extra={"registry": "backends"},
+    )
     model: str | None = Field(
         None,
         description="Model: a GGUF path (llamacpp; default the bundled SmolLM2-135M-Instruct), "
@@ -112,49 +149,74 @@ class BackendConfig(BaseModel):
     context_tokens: int | None = Field(
         None, ge=64, description="Context window in tokens used to fit aggregation prompts."
     )
-    n_ctx: int | None = Field(
-        None, ge=64, description="llamacpp: context window to allocate (default 8192)."
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Backend options by name (each backend's own settings model).",
     )
-    n_threads: int | None = Field(None, ge=1, description="llamacpp: CPU threads.")
-    tensor_parallel_size: int | None = Field(
-        None, ge=1, description="vllm: GPUs each model copy is split across (default 1)."
-    )
-    data_parallel_size: int | None = Field(
-        None, ge=1, description="vllm: model copies serving requests side by side (default 1)."
-    )
-    gpu_memory_utilization: float | None = Field(
-        None, gt=0.0, le=1.0, description="vllm: share of GPU memory vLLM may take (default 0.9)."
-    )
-    max_model_len: int | None = Field(
-        None, ge=64, description="vllm: context window (default: the model's own)."
-    )
-    mock_latency: float = Field(0.0, ge=0.0, description="mock: seconds per request.")
-    mock_accuracy: float = Field(
-        0.3, ge=0.0, le=1.0, description="mock: chance a fresh sample is correct."
-    )
-    mock_quality: float = Field(
-        0.6,
-        ge=0.0,
-        le=1.0,
-        description="mock: chance an aggregation picks a correct candidate when one is shown.",
-    )
-    # -- ray: engine replicas as Ray actors (docs/DISTRIBUTED.md) --------------------------------
-    ray_address: str | None = Field(
-        None,
-        description="ray: cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001') or 'local' "
-        "for a new local instance (default: RAY_ADDRESS, else local).",
-    )
-    replicas: int = Field(1, ge=1, description="ray: engine replicas, one Ray actor each.")
-    engine: EngineName = Field("vllm", description="ray: the backend every replica runs.")
-    replica_gpus: float | None = Field(
-        None,
-        ge=0,
-        description="ray: GPUs per replica (default: vllm's tensor x data parallel size, else 0).",
-    )
-    replica_cpus: float = Field(1.0, ge=0, description="ray: CPUs reserved per replica.")
-    replica_restarts: int = Field(
-        3, ge=-1, description="ray: times Ray restarts a dead replica (-1: without limit)."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_options(cls, data: Any) -> Any:
+        """Option names given beside the shared settings go into `options`."""
+        if not isinstance(data, dict):
+            return data
+        shared = set(cls.model_fields)
+        flat = {k: v for k, v in data.items() if k not in shared}
+        if not flat:
+            return data
+        given = data.get("options")
+        options = dict(given) if isinstance(given, dict) else {}
+        options.update(flat)
+        return {**{k: v for k, v in data.items() if k in shared}, "options": options}
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        return BACKENDS.validate(name)
+
+    @model_validator(mode="after")
+    def _valid_options(self) -> BackendConfig:
+        models = backend_options()
+        owners = option_owners(models)
+        for name in self.options:
+            if name not in owners:
+                raise ValueError(f"unknown setting {name!r}")
+        for model in {owners[name] for name in self.options}:
+            try:
+                self.options_for(model)
+            except ValidationError as exc:
+                raise ValueError(validation_message(exc)) from None
+        return self
+
+    def options_for(self, model: type[OptionsT]) -> OptionsT:
+        """The options model filled from `options` (its defaults for what is not given)."""
+        return model(**{k: v for k, v in self.options.items() if k in model.model_fields})
+
+    def recorded(self) -> dict[str, Any]:
+        """What a run records (settings.json, `solve --json`): the shared settings (never the
+        API key) and the chosen backend's options with their defaults, plus any other options
+        given, flat."""
+        out = self.model_dump(mode="json", exclude={"api_key", "options"})
+        spec_options = backend_options().get(self.backend)
+        if spec_options is not None:
+            out.update(self.options_for(spec_options).model_dump(mode="json"))
+        for name, value in self.options.items():
+            out.setdefault(name, value)
+        return out
+
+
+def option_owners(models: dict[str, type[BackendOptions]]) -> dict[str, type[BackendOptions]]:
+    """Option name -> the options model that declares it."""
+    owners: dict[str, type[BackendOptions]] = {}
+    for model in models.values():
+        for name in model.model_fields:
+            owners.setdefault(name, model)
+    return owners
+
+
+def backend_option_names() -> set[str]:
+    """Every option name any registered backend declares."""
+    return set(option_owners(backend_options()))
 
 
 def _field_names(model: type[BaseModel]) -> set[str]:
@@ -192,7 +254,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def build_configs(values: dict[str, Any]) -> tuple[RSAConfig, BackendConfig]:
     """Split a flat mapping between the two models; unknown names and bad values are errors."""
-    rsa_fields, backend_fields = _field_names(RSAConfig), _field_names(BackendConfig)
+    rsa_fields = _field_names(RSAConfig)
+    backend_fields = _field_names(BackendConfig) | backend_option_names()
     unknown = sorted(set(values) - rsa_fields - backend_fields)
     if unknown:
         raise UsageError(f"unknown setting {unknown[0]!r}")
@@ -207,6 +270,9 @@ def build_configs(values: dict[str, Any]) -> tuple[RSAConfig, BackendConfig]:
 def validation_message(exc: ValidationError) -> str:
     """One sentence from pydantic's first error, naming the setting."""
     err = exc.errors()[0]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, UnknownName):  # the registry's own sentence says it all
+        return str(cause)
     loc = ".".join(str(p) for p in err.get("loc", ()))
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     if loc and "key" in loc:  # api_key, upstream_api_key: never echo a secret

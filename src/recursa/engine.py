@@ -9,30 +9,47 @@ Problems proceed independently: a problem's step t+1 starts as soon as its own s
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import math
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from recursa.backends.base import Completion, GenerationRequest
+from recursa.backends.base import (
+    Completion,
+    GenerationRequest,
+    Message,
+    ProblemContext,
+    problem_context,
+)
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
 from recursa.context import fit_candidates, fit_plain, strip_think
+from recursa.errors import ContextOverflowError
+from recursa.final_selection import SELECTIONS
+from recursa.gather import gather_or_cancel
 from recursa.hashing import request_seed, stable_rng
 from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
-from recursa.selection import majority_vote, random_member, ranked_clusters
+from recursa.selection import ranked_clusters
 from recursa.tasks import Problem, Task, get_task
 
+__all__ = ["CompletionStore", "Engine", "draw_subset", "gather_or_cancel"]
+
 log = logging.getLogger("recursa")
-T = TypeVar("T")
+
+#: The phase of the population's own generations (a selection's calls have their own).
+GENERATE = "generate"
 
 
 class CompletionStore(Protocol):
-    """Durable completions: asked before the backend, told of every new completion."""
+    """Durable completions: asked before the backend, told of every new completion. The
+    population's completions are phase "generate"; a selection's model calls (verify) are
+    stored under their own phase."""
 
-    def lookup(self, problem_id: str, step: int, slot: int) -> Completion | None: ...
+    def lookup(
+        self, problem_id: str, step: int, slot: int, phase: str = GENERATE
+    ) -> Completion | None: ...
 
     def record(
         self,
@@ -41,6 +58,7 @@ class CompletionStore(Protocol):
         slot: int,
         request: GenerationRequest,
         completion: Completion,
+        phase: str = GENERATE,
     ) -> None: ...
 
 
@@ -53,18 +71,6 @@ GenerationCallback = Callable[[Problem, Candidate], None]
 def draw_subset(seed: int, problem_id: str, step: int, slot: int, n: int, k: int) -> list[int]:
     """K distinct indices of 0..n-1, uniformly without replacement, fixed by the key."""
     return stable_rng("subset", seed, problem_id, step, slot).sample(range(n), k)
-
-
-async def gather_or_cancel(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run coroutines concurrently; on the first failure cancel the rest and re-raise."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 @dataclass
@@ -92,8 +98,13 @@ class Engine:
         on_step: StepCallback | None = None,
         on_generation: GenerationCallback | None = None,
         keep_history: bool = True,
+        tasks: Callable[[str], Task] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        #: Task family by name for problems run without a task object (default: the shared
+        #: instances; an evaluation passes its own, built with its resources).
+        self.tasks = tasks or get_task
+        self.selection = SELECTIONS.get(config.selection)
         self.config = config
         self.context_tokens = context_tokens or dispatcher.backend.context_tokens
         self.store = store
@@ -103,7 +114,28 @@ class Engine:
         self._told_truncation = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
 
-    # -- one generation -------------------------------------------------------------------
+    # -- one generation: the store, the dispatcher, the record -----------------------------
+    async def _complete(
+        self,
+        problem: Problem,
+        phase: str,
+        step: int,
+        slot: int,
+        build: Callable[[], Awaitable[GenerationRequest]],
+    ) -> Completion:
+        """The stored completion, else a new one from the backend (then stored)."""
+        pid, store = problem.id, self.store
+        extra = {} if phase == GENERATE else {"phase": phase}
+        completion = store.lookup(pid, step, slot, **extra) if store else None
+        if completion is None:
+            request = await build()
+            reference = None if problem.answer is None else str(problem.answer)
+            with problem_context(ProblemContext(pid, reference, phase)):
+                completion = await self.dispatcher.generate(request)
+            if store is not None:
+                store.record(pid, step, slot, request, completion, **extra)
+        return completion
+
     async def _generate(
         self,
         state: _State,
@@ -112,13 +144,7 @@ class Engine:
         parents: list[int],
         build: Callable[[], Awaitable[GenerationRequest]],
     ) -> Candidate:
-        pid = state.problem.id
-        completion = self.store.lookup(pid, step, slot) if self.store else None
-        if completion is None:
-            request = await build()
-            completion = await self.dispatcher.generate(request)
-            if self.store is not None:
-                self.store.record(pid, step, slot, request, completion)
+        completion = await self._complete(state.problem, GENERATE, step, slot, build)
         candidate = Candidate(
             step=step,
             slot=slot,
@@ -143,18 +169,30 @@ class Engine:
         slot: int,
         messages: list[dict[str, str]],
         max_tokens: int,
+        *,
+        phase: str = GENERATE,
+        temperature: float | None = None,
     ) -> GenerationRequest:
+        """A request for the population (seed and key from problem, step and slot), or for
+        a selection's `phase` (its own seeds and keys)."""
         cfg = self.config
         meta: dict[str, Any] = {"problem_id": problem.id, "step": step, "slot": slot}
-        if problem.answer is not None:
-            meta["reference"] = str(problem.answer)
+        if phase == GENERATE:
+            seed, key = (
+                request_seed(cfg.seed, problem.id, step, slot),
+                f"{problem.id}/{step}/{slot}",
+            )
+        else:
+            meta["phase"] = phase
+            seed = request_seed(cfg.seed, problem.id, phase, step, slot)
+            key = f"{problem.id}/{phase}/{step}/{slot}"
         return GenerationRequest(
             messages=messages,
             max_tokens=max_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            seed=request_seed(cfg.seed, problem.id, step, slot),
-            key=f"{problem.id}/{step}/{slot}",
+            temperature=cfg.temperature if temperature is None else temperature,
+            top_p=cfg.top_p if phase == GENERATE else None,
+            seed=seed,
+            key=key,
             meta=meta,
         )
 
@@ -265,18 +303,15 @@ class Engine:
 
     # -- whole problems -------------------------------------------------------------------
     def _new_state(self, problem: Problem, task: Task | None) -> _State:
-        return _State(problem, task or get_task(problem.task))
+        return _State(problem, task or self.tasks(problem.task))
 
-    def _finish(self, state: _State) -> SolveResult:
+    async def _finish(self, state: _State) -> SolveResult:
         cfg = self.config
         final = state.steps[-1].candidates
-        pid = state.problem.id
-        if cfg.selection == "random":
-            chosen = random_member(final, cfg.seed, pid)
-        else:
-            chosen, _ = majority_vote(state.task, final, cfg.seed, pid)
+        selected = await self.selection.select(_SelectionRun(self, state, final))
+        chosen = selected.candidate
         return SolveResult(
-            problem_id=pid,
+            problem_id=state.problem.id,
             answer=chosen.answer,
             text=chosen.text,
             selected_slot=chosen.slot,
@@ -285,6 +320,13 @@ class Engine:
             config=cfg.model_dump(),
             steps_run=state.steps[-1].step,
             generations_saved=state.generations_saved,
+            selection=self.selection.name,
+            selection_details=selected.details,
+            selection_usage={
+                "prompt_tokens": selected.prompt_tokens,
+                "completion_tokens": selected.completion_tokens,
+                "generations": selected.generations,
+            },
         )
 
     async def _run_state(self, state: _State) -> SolveResult:
@@ -292,7 +334,7 @@ class Engine:
         while not state.done:
             step += 1
             await self._step(state, step)
-        return self._finish(state)
+        return await self._finish(state)
 
     async def run(self, problem: Problem, task: Task | None = None) -> SolveResult:
         """RSA on one problem: steps 1..T (or until consensus when early stop is on)."""
@@ -307,4 +349,84 @@ class Engine:
         while any(not s.done for s in states):
             step += 1
             await gather_or_cancel([self._step(s, step) for s in states if not s.done])
-        return [self._finish(s) for s in states]
+        return await gather_or_cancel([self._finish(s) for s in states])
+
+    def window(self) -> int:
+        """Problems `run_each` keeps in flight: enough to keep the dispatcher busy (four
+        times its concurrency in requests), and at least two."""
+        return max(2, math.ceil(4 * self.dispatcher.concurrency / self.config.n))
+
+    async def run_each(
+        self,
+        problems: Iterable[Problem],
+        on_result: Callable[[Problem, SolveResult], Awaitable[None]],
+        on_start: Callable[[Problem], None] | None = None,
+        window: int | None = None,
+    ) -> None:
+        """Every problem, a window of them in flight at a time (`window()` by default): each
+        finishes early and is handed to `on_result` as it does, so memory stays bounded by
+        the window, not the set. With `sync_steps` the set runs as `run_many` (the reference
+        barrier), then each result is handed over in order."""
+        if self.config.sync_steps:
+            listed = list(problems)
+            for problem in listed:
+                if on_start is not None:
+                    on_start(problem)
+            for problem, result in zip(listed, await self.run_many(listed), strict=True):
+                await on_result(problem, result)
+            return
+        queue = iter(problems)
+
+        async def worker() -> None:
+            for problem in queue:  # workers share one iterator: each problem is taken once
+                if on_start is not None:
+                    on_start(problem)
+                try:
+                    result = await self.run(problem)
+                except ContextOverflowError as exc:
+                    raise ContextOverflowError(f"problem {problem.id!r}: {exc}") from exc
+                await on_result(problem, result)
+
+        await gather_or_cancel([worker() for _ in range(window or self.window())])
+
+
+class _SelectionRun:
+    """The `SelectionContext` of one problem: the engine's generation path for a selection's
+    own model calls."""
+
+    def __init__(self, engine: Engine, state: _State, candidates: list[Candidate]) -> None:
+        self.engine = engine
+        self.task = state.task
+        self.problem = state.problem
+        self.candidates = candidates
+        self.seed = engine.config.seed
+        self.settings = engine.config
+        self.context_tokens = engine.context_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine._count(text)
+
+    async def generate(
+        self,
+        phase: str,
+        step: int,
+        slot: int,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+    ) -> Completion:
+        engine = self.engine
+
+        async def build() -> GenerationRequest:
+            return engine._request(
+                self.problem,
+                step,
+                slot,
+                messages,
+                max_tokens,
+                phase=phase,
+                temperature=temperature,
+            )
+
+        return await engine._complete(self.problem, phase, step, slot, build)

@@ -15,14 +15,16 @@ from typing import Any
 
 from recursa.benchmarks import Dataset, load_benchmark
 from recursa.errors import UsageError
-from recursa.tasks import Grade, Problem, get_task
+from recursa.tasks import Grade, Problem, Task, get_task
 
 
-def grade_problem(problem: Problem, completion: str) -> Grade:
+def grade_problem(
+    problem: Problem, completion: str, tasks: Callable[[str], Task] = get_task
+) -> Grade:
     """The task's grader. Graders do not raise; if one ever does, that is a score of 0 with
     the error as the reason rather than a crash halfway through a file."""
     try:
-        return get_task(problem.task).grade(problem, completion)
+        return tasks(problem.task).grade(problem, completion)
     except Exception as exc:
         return Grade(0.0, None, f"the {problem.task} grader failed: {type(exc).__name__}: {exc}")
 
@@ -127,8 +129,10 @@ def grade_records(
     dataset: Dataset,
     records: Iterable[tuple[int, str | Mapping[str, Any]]],
     on_graded: Callable[[GradedCompletion | None], None] | None = None,
+    tasks: Callable[[str], Task] = get_task,
 ) -> GradeReport:
-    """Grade (line number, JSON line or record) pairs against the dataset's problems."""
+    """Grade (line number, JSON line or record) pairs against the dataset's problems; `tasks`
+    gives the task families (a `TaskSet` with a run's resources, e.g. sandbox settings)."""
     problems = dataset.by_id()
     report = GradeReport(benchmark=dataset.name)
     seen: set[str] = set()
@@ -149,7 +153,7 @@ def grade_records(
             if on_graded:
                 on_graded(None)
             continue
-        grade = grade_problem(problem, completion)
+        grade = grade_problem(problem, completion, tasks)
         result = GradedCompletion(line, pid, problem.task, grade.answer, grade.score, grade.reason)
         report.results.append(result)
         seen.add(pid)

@@ -61,6 +61,13 @@ class SolveResult:
     config: dict[str, Any]
     steps_run: int = 0
     generations_saved: int = 0
+    #: The final selection's name and what it records beside the chosen candidate (verify:
+    #: each candidate's verdict), and the tokens its own model calls used (none for a vote).
+    selection: str = "majority"
+    selection_details: dict[str, Any] | None = None
+    selection_usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "generations": 0}
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,5 +79,8 @@ class SolveResult:
             "usage": dict(self.usage),
             "steps_run": self.steps_run,
             "generations_saved": self.generations_saved,
+            "selection": self.selection,
+            "selection_details": self.selection_details,
+            "selection_usage": dict(self.selection_usage),
             "config": self.config,
         }

@@ -3,9 +3,10 @@
 Each candidate is shown to the model with the problem and a request for a one-word verdict,
 True or False, sampled at a low temperature with a few tokens. The final answer is the
 majority vote among the candidates judged True; when none is, the majority vote over all.
-This asks the model, so it lives beside selection rather than in a task; judgements go
-through the same dispatcher and, when given, a completion store (the run's journal), so a
-resumed run never asks for a judgement twice.
+It is a final-answer selection (`--selection verify`): judgements go through the engine's one
+generation path (the completion store, the dispatcher, the record), so a resumed run never
+asks for a judgement twice, and `recursa.solve`, `recursa solve` and `recursa serve` all have
+it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from recursa.backends.base import GenerationRequest, Message
-from recursa.backends.dispatch import Dispatcher
+from recursa.backends.base import Message
 from recursa.context import fit_candidates, strip_think
-from recursa.engine import CompletionStore, gather_or_cancel
-from recursa.hashing import request_seed
+from recursa.final_selection import Selected, Selection, SelectionContext
+from recursa.gather import gather_or_cancel
 from recursa.result import Candidate
 from recursa.selection import ranked_clusters
 from recursa.tasks import Problem, Task
+
+#: The journal phase (and the selection's name) of the judgements.
+VERIFY = "verify"
 
 VERIFY_INTRO = (
     "You are given a problem and one candidate solution. Check the solution carefully, step "
@@ -69,60 +72,39 @@ class Verdict:
     completion_tokens: int = 0
 
 
-async def verify_population(
-    dispatcher: Dispatcher,
-    task: Task,
-    problem: Problem,
-    candidates: Sequence[Candidate],
-    *,
-    seed: int,
-    temperature: float = 0.0,
-    max_tokens: int = 16,
-    context_tokens: int | None = None,
-    store: CompletionStore | None = None,
-) -> list[Verdict]:
-    """Ask the model to judge every candidate (concurrently); stored judgements are reused."""
-    backend = dispatcher.backend
-    window = context_tokens or backend.context_tokens
-
-    async def judge(cand: Candidate) -> Verdict:
-        completion = store.lookup(problem.id, cand.step, cand.slot) if store else None
-        if completion is None:
-            overhead = backend.count_tokens(verification_text(task, problem, ""))
-            fitted = fit_candidates(
-                [strip_think(cand.text)], overhead, window, max_tokens, backend.count_tokens
-            )
-            messages: list[Message] = [
-                {"role": "user", "content": verification_text(task, problem, fitted.candidates[0])}
-            ]
-            meta: dict[str, Any] = {
-                "problem_id": problem.id,
-                "step": cand.step,
-                "slot": cand.slot,
-                "phase": "verify",
-            }
-            if problem.answer is not None:
-                meta["reference"] = str(problem.answer)
-            request = GenerationRequest(
-                messages=messages,
-                max_tokens=fitted.max_tokens,
-                temperature=temperature,
-                seed=request_seed(seed, problem.id, "verify", cand.step, cand.slot),
-                key=f"{problem.id}/verify/{cand.step}/{cand.slot}",
-                meta=meta,
-            )
-            completion = await dispatcher.generate(request)
-            if store is not None:
-                store.record(problem.id, cand.step, cand.slot, request, completion)
-        return Verdict(
-            cand.slot,
-            parse_verdict(completion.text),
-            completion.text,
-            completion.prompt_tokens,
-            completion.completion_tokens,
-        )
-
-    return await gather_or_cancel([judge(c) for c in candidates])
+async def judge(context: SelectionContext, candidate: Candidate) -> Verdict:
+    """The model's verdict on one candidate, through the engine's generation path."""
+    settings = context.settings
+    max_tokens = int(settings.verify_max_tokens)
+    overhead = context.count_tokens(verification_text(context.task, context.problem, ""))
+    fitted = fit_candidates(
+        [strip_think(candidate.text)],
+        overhead,
+        context.context_tokens,
+        max_tokens,
+        context.count_tokens,
+    )
+    messages: list[Message] = [
+        {
+            "role": "user",
+            "content": verification_text(context.task, context.problem, fitted.candidates[0]),
+        }
+    ]
+    completion = await context.generate(
+        VERIFY,
+        candidate.step,
+        candidate.slot,
+        messages,
+        max_tokens=fitted.max_tokens,
+        temperature=float(settings.verify_temperature),
+    )
+    return Verdict(
+        candidate.slot,
+        parse_verdict(completion.text),
+        completion.text,
+        completion.prompt_tokens,
+        completion.completion_tokens,
+    )
 
 
 def choose_verified(
@@ -143,3 +125,41 @@ def choose_verified(
         pool = list(candidates)
     best = ranked_clusters(task, pool, seed, problem_id)[0]
     return pool[best.members[0]], fallback
+
+
+class VerifySelection(Selection):
+    """Self-verification as the final selection (`--selection verify`; the `self-verify`
+    evaluation method is T = 1 with this selection)."""
+
+    name = VERIFY
+    metrics: ClassVar[dict[str, str]] = {"verified_acc": "self-verified accuracy"}
+
+    def extra_generations(self, n: int) -> int:
+        return n  # one judgement per final candidate
+
+    async def select(self, context: SelectionContext) -> Selected:
+        verdicts = await gather_or_cancel([judge(context, c) for c in context.candidates])
+        chosen, fallback = choose_verified(
+            context.task, context.candidates, verdicts, context.seed, context.problem.id
+        )
+        return Selected(
+            chosen,
+            details={
+                "verdicts": [v.judged for v in verdicts],
+                "fallback_to_majority": fallback,
+            },
+            prompt_tokens=sum(v.prompt_tokens for v in verdicts),
+            completion_tokens=sum(v.completion_tokens for v in verdicts),
+            generations=len(verdicts),
+        )
+
+    def problem_metrics(
+        self, details: dict[str, Any] | None, correct: Sequence[bool], majority_correct: bool
+    ) -> dict[str, float]:
+        """verified_acc: the share of the candidates judged True that are correct (the
+        majority's correctness when none was)."""
+        verdicts = (details or {}).get("verdicts") or []
+        accepted = [slot for slot, judged in enumerate(verdicts) if judged]
+        if not accepted:
+            return {"verified_acc": float(majority_correct)}
+        return {"verified_acc": sum(float(correct[s]) for s in accepted) / len(accepted)}

@@ -1,13 +1,25 @@
-"""Backends by name, imported lazily so optional dependencies load only when chosen."""
+"""Backends by name: the `BACKENDS` registry (plugins: the `recursa.backends` entry points).
+
+Each entry is a `BackendSpec` (a factory taking a `BackendConfig` and returning a `Backend`,
+plus the model of the backend's own options), given as "module:attribute" so optional
+dependencies load only when the backend is chosen.
+"""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from recursa.backends.base import (
+    Backend,
+    BackendOptions,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    RetryableError,
+)
 from recursa.backends.dispatch import Dispatcher, Usage
 from recursa.errors import UsageError
+from recursa.registry import Registry
 
 if TYPE_CHECKING:
     from recursa.config import BackendConfig
@@ -15,33 +27,53 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendOptions",
+    "BackendSpec",
     "Completion",
     "Dispatcher",
     "GenerationRequest",
     "RetryableError",
     "Usage",
+    "backend_options",
     "create_backend",
 ]
 
-#: name -> "module:factory"; each factory takes a BackendConfig and returns a Backend.
-BACKENDS: dict[str, str] = {
-    "llamacpp": "recursa.backends.llamacpp:from_config",
-    "openai": "recursa.backends.openai:from_config",
-    "mock": "recursa.backends.mock:from_config",
-    "vllm": "recursa.backends.vllm:from_config",
-    "ray": "recursa.backends.ray:from_config",
-}
+
+def _spec(name: str, obj: object) -> BackendSpec:
+    if isinstance(obj, BackendSpec):
+        return obj
+    if callable(obj):  # a plugin's bare factory
+        return BackendSpec(obj)
+    raise TypeError(f"backend {name!r} must be a factory taking a BackendConfig, not {obj!r}")
+
+
+BACKENDS: Registry[BackendSpec] = Registry("backend", "recursa.backends", check=_spec)
+BACKENDS.add("llamacpp", "recursa.backends.llamacpp:SPEC")
+BACKENDS.add("openai", "recursa.backends.openai:SPEC")
+BACKENDS.add("mock", "recursa.backends.mock:SPEC")
+BACKENDS.add("vllm", "recursa.backends.vllm:SPEC")
+BACKENDS.add("ray", "recursa.backends.ray:SPEC")
+
+
+def backend_options() -> dict[str, type[BackendOptions]]:
+    """Each registered backend's options model, by backend name (backends without options,
+    and those that cannot be imported here, are left out)."""
+    found: dict[str, type[BackendOptions]] = {}
+    for name in BACKENDS.names():
+        try:
+            spec = BACKENDS.get(name)
+        except UsageError:
+            continue
+        if spec.options is not None:
+            found[name] = spec.options
+    return found
 
 
 def create_backend(config: BackendConfig) -> Backend:
     """Build the backend a config names (a missing extra names its pip command)."""
-    target = BACKENDS.get(config.backend)
-    if target is None:
-        raise UsageError(f"unknown backend {config.backend!r}; choose one of {sorted(BACKENDS)}")
-    module_name, factory = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"backend {config.backend!r} is not available in this version") from exc
-    backend: Backend = getattr(module, factory)(config)
+    backend = BACKENDS.get(config.backend)(config)
+    if not isinstance(backend, Backend):
+        raise UsageError(
+            f"backend {config.backend!r} returned a {type(backend).__name__}, not a recursa.Backend"
+        )
     return backend

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from recursa.config import BackendConfig
 
 Message = dict[str, str]
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One generation. `key` is stable across runs; `meta` never leaves the process."""
+    """One generation. `key` is stable across runs. `meta` is for this process only (the
+    dispatcher's and callbacks' bookkeeping: problem id, step, slot, phase): a backend that
+    sends requests to another process or over a network sends none of it."""
 
     messages: list[Message]
     max_tokens: int
@@ -70,3 +79,58 @@ class Backend(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections or models."""
+
+
+class BackendOptions(BaseModel):
+    """A backend's own settings, beside the shared ones of `BackendConfig`. Field names are
+    global (they become flags, config-file keys and library keywords), so prefix them with
+    the backend's name unless they are its well-known names (`n_ctx`, `max_model_len`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A registered backend: its factory (a `BackendConfig` in, a `Backend` out) and the
+    model of its own options (None when it has none). A plugin may register a bare factory;
+    the registry wraps it in a spec without options."""
+
+    factory: Callable[[BackendConfig], Backend]
+    options: type[BackendOptions] | None = None
+    description: str = ""
+
+    def __call__(self, config: BackendConfig) -> Backend:
+        return self.factory(config)
+
+
+@dataclass(frozen=True)
+class ProblemContext:
+    """The problem a generation belongs to, as far as a backend that *simulates* a model (the
+    mock) needs it: set by the engine around each of its generations (`current_problem`),
+    in this process only, never part of a request. Real backends ignore it. The ray backend
+    hands it to its replica with the request, so a replica answers as this process would."""
+
+    problem_id: str
+    #: The reference answer as text, when the caller knows it (evaluations).
+    reference: str | None = None
+    #: What the generation is for: "generate" (the population) or a selection's phase
+    #: ("verify": a self-verification judgement).
+    phase: str = "generate"
+
+
+_CURRENT: ContextVar[ProblemContext | None] = ContextVar("recursa_problem", default=None)
+
+
+def current_problem() -> ProblemContext | None:
+    """The problem of the generation being made in this task (None outside the engine)."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def problem_context(context: ProblemContext | None) -> Iterator[None]:
+    """Make `context` the current problem for the generations awaited inside."""
+    token = _CURRENT.set(context)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

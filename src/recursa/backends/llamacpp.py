@@ -8,7 +8,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recursa.backends.base import Backend, Completion, GenerationRequest
+from pydantic import Field
+
+from recursa.backends.base import (
+    Backend,
+    BackendOptions,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+)
 from recursa.errors import BackendError, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:
@@ -108,5 +116,16 @@ class LlamaCppBackend(Backend):
                 raise BackendError(f"{self.description} refused a request: {exc}") from exc
 
 
+class LlamaCppOptions(BackendOptions):
+    """The llamacpp backend's own settings."""
+
+    n_ctx: int | None = Field(None, ge=64, description="Context window to allocate (default 8192).")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
+
+
 def from_config(config: BackendConfig) -> LlamaCppBackend:
-    return LlamaCppBackend(config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)
+    options = config.options_for(LlamaCppOptions)
+    return LlamaCppBackend(config.model, n_ctx=options.n_ctx, n_threads=options.n_threads)
+
+
+SPEC = BackendSpec(from_config, LlamaCppOptions, "llama.cpp in process (the bundled SmolLM2)")

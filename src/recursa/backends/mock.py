@@ -5,10 +5,12 @@ a "Final answer:" line). A fresh sample is correct with probability `accuracy`. 
 shows candidates (an aggregation prompt), with probability `quality` it aggregates: it returns
 the correct answer if any candidate holds it, else the most common candidate answer; otherwise
 it samples afresh. So `quality` is how much aggregation helps. Asked to judge a candidate
-(self-verification, `meta["phase"] == "verify"`), it answers True or False, judging the
-candidate's last answer correctly with probability `quality`. The correct answer is the
-request's `meta["reference"]` when the engine knows it, else a number derived from the problem
-id. Every output is a deterministic function of the request (its seed, key and messages).
+(self-verification: the current problem's phase is "verify"), it answers True or False,
+judging the candidate's last answer correctly with probability `quality`. The correct answer
+is the reference of the problem the engine is generating for (`current_problem()`, set in
+this process, never sent with a request) when it has one, else a number derived from the
+problem id. Every output is a deterministic function of the request (its seed, key and
+messages) and that problem.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from recursa.backends.base import Backend, Completion, GenerationRequest
+from pydantic import Field
+
+from recursa.backends.base import (
+    Backend,
+    BackendOptions,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    current_problem,
+)
 from recursa.hashing import stable_hash, stable_rng
 
 if TYPE_CHECKING:
@@ -129,11 +140,15 @@ class MockBackend(Backend):
         return len(text.split())
 
     def truth(self, request: GenerationRequest) -> str:
-        """The answer the simulated model counts as correct for this request's problem."""
-        ref = request.meta.get("reference")
-        if ref is not None and str(ref).strip():
-            return str(ref).strip()
-        return str(10 + stable_hash("mock-truth", request.meta.get("problem_id", "")) % 90)
+        """The answer the simulated model counts as correct for this request's problem: the
+        reference of the engine's current problem when it has one, else a number derived
+        from the problem id."""
+        context = current_problem()
+        ref = context.reference if context is not None else None
+        if ref is not None and ref.strip():
+            return ref.strip()
+        problem_id = context.problem_id if context is not None else ""
+        return str(10 + stable_hash("mock-truth", problem_id) % 90)
 
     def _wrong(self, truth: str, pick: int) -> str:
         if truth.lstrip("-").isdigit():
@@ -149,7 +164,8 @@ class MockBackend(Backend):
         return str(right if rng.random() < self.quality else not right)
 
     def simulate(self, request: GenerationRequest) -> str:
-        if request.meta.get("phase") == "verify":
+        context = current_problem()
+        if context is not None and context.phase == "verify":
             return self.judge(request)
         prompt = request.messages[-1]["content"]
         fmt = _answer_format(prompt)
@@ -186,11 +202,30 @@ class MockBackend(Backend):
         )
 
 
+class MockOptions(BackendOptions):
+    """The mock backend's own settings."""
+
+    mock_latency: float = Field(0.0, ge=0.0, description="Seconds per request.")
+    mock_accuracy: float = Field(
+        0.3, ge=0.0, le=1.0, description="Chance a fresh sample is correct."
+    )
+    mock_quality: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Chance an aggregation picks a correct candidate when one is shown.",
+    )
+
+
 def from_config(config: BackendConfig) -> MockBackend:
+    options = config.options_for(MockOptions)
     return MockBackend(
-        accuracy=config.mock_accuracy,
-        quality=config.mock_quality,
-        latency=config.mock_latency,
+        accuracy=options.mock_accuracy,
+        quality=options.mock_quality,
+        latency=options.mock_latency,
         context_tokens=config.context_tokens,
         keep_calls=False,
     )
+
+
+SPEC = BackendSpec(from_config, MockOptions, "a simulated model (no model needed)")

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from recursa.backends.base import (
+    Backend,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    RetryableError,
+)
 from recursa.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
@@ -178,3 +184,6 @@ def from_config(config: BackendConfig) -> OpenAIBackend:
         timeout=config.timeout,
         context_tokens=config.context_tokens,
     )
+
+
+SPEC = BackendSpec(from_config, None, "an OpenAI-compatible server (--base-url)")

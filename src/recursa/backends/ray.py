@@ -20,10 +20,21 @@ import importlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from pydantic import Field, field_validator
+
+from recursa.backends import BACKENDS
+from recursa.backends.base import (
+    Backend,
+    BackendOptions,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    RetryableError,
+    current_problem,
+)
 from recursa.backends.ray_replica import Replica, ReplicaInfo, Reply
 from recursa.errors import BackendError, MissingDependencyError, RecursaError, UsageError
 
@@ -97,13 +108,49 @@ class Router:
             self._avoid.pop(key, None)
 
 
+class RayOptions(BackendOptions):
+    """The ray backend's own settings: engine replicas as Ray actors (docs/DISTRIBUTED.md)."""
+
+    ray_address: str | None = Field(
+        None,
+        description="Cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001') or 'local' "
+        "for a new local instance (default: RAY_ADDRESS, else local).",
+    )
+    replicas: int = Field(1, ge=1, description="Engine replicas, one Ray actor each.")
+    engine: str = Field(
+        "vllm",
+        description="The backend every replica runs (any registered backend but ray).",
+        json_schema_extra={"registry": "backends"},
+    )
+    replica_gpus: float | None = Field(
+        None,
+        ge=0,
+        description="GPUs per replica (default: vllm's tensor x data parallel size, else 0).",
+    )
+    replica_cpus: float = Field(1.0, ge=0, description="CPUs reserved per replica.")
+    replica_restarts: int = Field(
+        3, ge=-1, description="Times Ray restarts a dead replica (-1: without limit)."
+    )
+
+    @field_validator("engine")
+    @classmethod
+    def _an_engine(cls, name: str) -> str:
+        if name == "ray":
+            raise ValueError("a Ray replica cannot run the ray backend itself")
+        return BACKENDS.validate(name)
+
+
 def replica_gpus(config: BackendConfig) -> float:
     """GPUs each replica reserves: the setting, else what one vLLM engine spans (tensor x data
     parallel size), else 0."""
-    if config.replica_gpus is not None:
-        return config.replica_gpus
-    if config.engine == "vllm":
-        return float((config.tensor_parallel_size or 1) * (config.data_parallel_size or 1))
+    options = config.options_for(RayOptions)
+    if options.replica_gpus is not None:
+        return options.replica_gpus
+    if options.engine == "vllm":
+        from recursa.backends.vllm import VllmOptions
+
+        vllm = config.options_for(VllmOptions)
+        return float((vllm.tensor_parallel_size or 1) * (vllm.data_parallel_size or 1))
     return 0.0
 
 
@@ -169,11 +216,12 @@ class RayBackend(Backend):
 
     def __init__(self, config: BackendConfig) -> None:
         self._ray = import_ray()
-        self._owns_ray = _connect(self._ray, config.ray_address)
+        options = config.options_for(RayOptions)
+        self._owns_ray = _connect(self._ray, options.ray_address)
         self._probes: dict[int, asyncio.Task[None]] = {}
         self._broken: set[int] = set()
         self._closed = False
-        self.router = Router([Slot(i) for i in range(config.replicas)])
+        self.router = Router([Slot(i) for i in range(options.replicas)])
         try:
             self.infos = self._start(config)
         except BaseException:
@@ -182,7 +230,7 @@ class RayBackend(Backend):
         self.default_concurrency = sum(max(1, i.default_concurrency) for i in self.infos)
         windows = [i.context_tokens for i in self.infos if i.context_tokens]
         self._context_tokens = min(windows) if windows else None
-        self.engine = config.engine
+        self.engine = options.engine
         for slot, info in zip(self.router.slots, self.infos, strict=True):
             log.info(
                 "Ray replica %d: %s on %s (pid %d)",
@@ -195,17 +243,18 @@ class RayBackend(Backend):
     # -- start-up ---------------------------------------------------------------------------
     def _start(self, config: BackendConfig) -> list[ReplicaInfo]:
         ray = self._ray
+        options = config.options_for(RayOptions)
         gpus = replica_gpus(config)
-        _check_resources(ray, config.replicas, gpus, config.replica_cpus)
+        _check_resources(ray, options.replicas, gpus, options.replica_cpus)
         actor_class = ray.remote(Replica).options(
-            num_cpus=config.replica_cpus,
+            num_cpus=options.replica_cpus,
             num_gpus=gpus,
-            max_restarts=config.replica_restarts,
+            max_restarts=options.replica_restarts,
             max_task_retries=0,  # the Dispatcher retries, on another replica
             max_concurrency=1000,
             scheduling_strategy="SPREAD",
         )
-        inner = config.model_copy(update={"backend": config.engine})
+        inner = config.model_copy(update={"backend": options.engine})
         for slot in self.router.slots:
             slot.actor = actor_class.remote(inner)
         refs = [slot.actor.info.remote() for slot in self.router.slots]
@@ -213,7 +262,7 @@ class RayBackend(Backend):
             infos: list[ReplicaInfo] = ray.get(refs, timeout=config.timeout)
         except ray.exceptions.GetTimeoutError as exc:
             raise RecursaError(
-                f"the {config.replicas} Ray replicas did not start within {config.timeout:g} s "
+                f"the {options.replicas} Ray replicas did not start within {config.timeout:g} s "
                 "(raise --timeout for slow model loads)"
             ) from exc
         except ray.exceptions.RayError as exc:
@@ -221,7 +270,7 @@ class RayBackend(Backend):
         for index, info in enumerate(infos):
             if info.error:
                 error = UsageError if info.usage_error else RecursaError
-                raise error(f"Ray replica {index} ({config.engine}): {info.error}")
+                raise error(f"Ray replica {index} ({options.engine}): {info.error}")
         return infos
 
     # -- the Backend contract -----------------------------------------------------------------
@@ -242,8 +291,9 @@ class RayBackend(Backend):
         if slot is None:
             raise RetryableError("every Ray replica is down; waiting for Ray to restart one")
         slot.in_flight += 1
-        # `meta` goes along: the replica runs the backend as this process would.
-        ref = slot.actor.generate.remote(request)
+        # `meta` stays in this process (GenerationRequest's contract): the replica gets the
+        # request without it, and the problem context so that it answers as this process would.
+        ref = slot.actor.generate.remote(replace(request, meta={}), current_problem())
         try:
             reply: Reply = await ref
         except asyncio.CancelledError:
@@ -360,3 +410,6 @@ class RayBackend(Backend):
 
 def from_config(config: BackendConfig) -> RayBackend:
     return RayBackend(config)
+
+
+SPEC = BackendSpec(from_config, RayOptions, "replicas of another backend on Ray")

@@ -14,7 +14,14 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from recursa.backends.base import (
+    Backend,
+    Completion,
+    GenerationRequest,
+    ProblemContext,
+    RetryableError,
+    problem_context,
+)
 from recursa.errors import RecursaError, UsageError
 
 if TYPE_CHECKING:
@@ -79,11 +86,14 @@ class Replica:
         """True once the backend is ready (a restarted replica answers after it rebuilt it)."""
         return self._backend is not None
 
-    async def generate(self, request: GenerationRequest) -> Reply:
+    async def generate(
+        self, request: GenerationRequest, context: ProblemContext | None = None
+    ) -> Reply:
         if self._backend is None:
             return Reply(error=self._error or "the replica has no backend", kind="fatal")
         try:
-            completion = await self._backend.generate(request)
+            with problem_context(context):
+                completion = await self._backend.generate(request)
         except RetryableError as exc:
             return Reply(error=str(exc), kind="retry", retry_after=exc.retry_after)
         except RecursaError as exc:

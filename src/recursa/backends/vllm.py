@@ -19,7 +19,16 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from pydantic import Field
+
+from recursa.backends.base import (
+    Backend,
+    BackendOptions,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    RetryableError,
+)
 from recursa.errors import BackendError, ContextOverflowError, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:
@@ -149,20 +158,30 @@ class VLLMBackend(Backend):
                 await result
 
 
+class VllmOptions(BackendOptions):
+    """The vllm backend's own settings (unset ones keep vLLM's defaults)."""
+
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, description="GPUs each model copy is split across (default 1)."
+    )
+    data_parallel_size: int | None = Field(
+        None, ge=1, description="Model copies serving requests side by side (default 1)."
+    )
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take (default 0.9)."
+    )
+    max_model_len: int | None = Field(
+        None, ge=64, description="Context window (default: the model's own)."
+    )
+
+
 def engine_args(config: BackendConfig) -> dict[str, Any]:
     """vLLM `AsyncEngineArgs` keywords from the settings (unset ones keep vLLM's defaults)."""
     if not config.model:
         raise UsageError("the vllm backend needs --model (a Hugging Face name or a local path)")
     args: dict[str, Any] = {"model": config.model, "enable_prefix_caching": True}
-    for name in (
-        "tensor_parallel_size",
-        "data_parallel_size",
-        "gpu_memory_utilization",
-        "max_model_len",
-    ):
-        value = getattr(config, name)
-        if value is not None:
-            args[name] = value
+    options = config.options_for(VllmOptions)
+    args.update(options.model_dump(exclude_none=True))
     return args
 
 
@@ -184,3 +203,6 @@ def from_config(config: BackendConfig) -> VLLMBackend:
 
     engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**args))
     return VLLMBackend(engine, sampling_params, model=config.model or "model")
+
+
+SPEC = BackendSpec(from_config, VllmOptions, "vLLM's async engine in process")

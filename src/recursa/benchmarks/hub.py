@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from recursa.benchmarks.base import Dataset, RowSkip, collect
 from recursa.benchmarks.rows import check_problem
+from recursa.benchmarks.spec import BenchmarkSpec
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
 from recursa.hashing import stable_rng
 from recursa.tasks import Problem
@@ -25,18 +26,19 @@ SUPERGPQA_SUBSET_SEED = 0
 _PROBE_TIMEOUT_S = 5.0
 
 
+RowParser = Callable[[Iterable[Mapping[str, Any]]], Iterator[tuple[int, Problem | RowSkip]]]
+
+
 @dataclass(frozen=True)
 class HubSource:
+    """A hub dataset: where it is, how its rows become problems, and (for a large set) the
+    size of the seeded subset it is evaluated on by default."""
+
     repo: str
     split: str
-    task: str
-
-
-SOURCES: dict[str, HubSource] = {
-    "aime25": HubSource("MathArena/aime_2025", "train", "math"),
-    "hmmt25": HubSource("MathArena/hmmt_feb_2025", "train", "math"),
-    "supergpqa": HubSource("m-a-p/SuperGPQA", "train", "mcq"),
-}
+    rows: RowParser
+    #: Default size of the fixed-seed subset (`--size` changes it); None: every row.
+    subset: int | None = None
 
 
 def _offline() -> bool:
@@ -143,13 +145,33 @@ def seeded_subset(rows: list[dict[str, Any]], size: int, seed: int) -> list[dict
     return [rows[i] for i in picked]
 
 
+SOURCES: dict[str, HubSource] = {
+    "aime25": HubSource("MathArena/aime_2025", "train", math_rows),
+    "hmmt25": HubSource("MathArena/hmmt_feb_2025", "train", math_rows),
+    "supergpqa": HubSource("m-a-p/SuperGPQA", "train", supergpqa_rows, SUPERGPQA_SIZE),
+}
+
+
 def load_hub(spec: str, *, size: int | None, limit: int | None, strict: bool) -> Dataset:
     source = SOURCES[spec]
     if size is not None and size < 1:
         raise UsageError(f"--size must be at least 1, not {size}")
     rows = fetch_rows(source)
-    if source.task == "mcq":
-        count = SUPERGPQA_SIZE if size is None else size
-        subset = seeded_subset(rows, count, SUPERGPQA_SUBSET_SEED)
-        return collect(spec, supergpqa_rows(subset), strict=strict, limit=limit)
-    return collect(spec, math_rows(rows), strict=strict, limit=limit)
+    if source.subset is not None:
+        count = source.subset if size is None else size
+        rows = seeded_subset(rows, count, SUPERGPQA_SUBSET_SEED)
+    return collect(spec, source.rows(rows), strict=strict, limit=limit)
+
+
+def _spec(name: str, description: str) -> BenchmarkSpec:
+    def load(arg: str, *, size: int | None, limit: int | None, strict: bool, **_: Any) -> Dataset:
+        return load_hub(name, size=size, limit=limit, strict=strict)
+
+    return BenchmarkSpec(name, description, load)
+
+
+AIME25 = _spec("aime25", "AIME 2025 (MathArena/aime_2025 on the Hugging Face hub)")
+HMMT25 = _spec("hmmt25", "HMMT February 2025 (MathArena/hmmt_feb_2025 on the Hugging Face hub)")
+SUPERGPQA = _spec(
+    "supergpqa", "SuperGPQA, a seeded 1,000-question subset (m-a-p/SuperGPQA on the hub)"
+)

@@ -21,7 +21,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from recursa.benchmarks.base import RowSkip
+from recursa.benchmarks.base import Dataset, RowSkip
+from recursa.benchmarks.spec import BenchmarkSpec
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
 from recursa.tasks.base import Problem
 
@@ -285,3 +286,21 @@ def load_lcb_hub(
                 f"({reason[:200]}); pass a local file in the same schema instead"
             ) from exc
     return _select((row for p in paths for row in iter_rows(p)), start, end, limit)
+
+
+def _load_v6(
+    arg: str, *, since: str | None, until: str | None, limit: int | None, **_: Any
+) -> Dataset:
+    return Dataset(
+        name="lcb-v6",
+        problems=load_lcb_hub("release_v6", since=since, until=until, limit=limit),
+    )
+
+
+SPEC_V6 = BenchmarkSpec(
+    "lcb-v6",
+    "LiveCodeBench release_v6 (livecodebench/code_generation_lite on the hub; "
+    "--since/--until pick contest dates)",
+    _load_v6,
+    uses=frozenset({"since", "until"}),
+)

@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Any
 
 from recursa.benchmarks.base import Dataset, RowSkip, collect
+from recursa.benchmarks.spec import BenchmarkSpec
 from recursa.errors import MissingDependencyError, UsageError
 from recursa.tasks import Problem
 
@@ -159,3 +160,25 @@ def load_reasoning_gym(
             )
         counts = [TASK_SIZE if size is None else size] * len(tasks)
     return collect(spec, _generate(tasks, counts, seed), strict=strict, limit=limit, notes=notes)
+
+
+def _load(
+    arg: str, *, size: int | None, seed: int, limit: int | None, strict: bool, **_: Any
+) -> Dataset:
+    return load_reasoning_gym(f"rg:{arg}", size=size, seed=seed, limit=limit, strict=strict)
+
+
+def _mix(name: str) -> BenchmarkSpec:
+    def load(
+        arg: str, *, size: int | None, seed: int, limit: int | None, strict: bool, **_: Any
+    ) -> Dataset:
+        return load_reasoning_gym(name, size=size, seed=seed, limit=limit, strict=strict)
+
+    return BenchmarkSpec(name, f"the paper's Reasoning Gym {name[3:]} mix (100 problems)", load)
+
+
+SPEC = BenchmarkSpec(
+    "rg", "Reasoning Gym tasks, 100 problems each", _load, takes_arg=True, usage="rg:TASK[,TASK...]"
+)
+GAMES_SPEC = _mix("rg-games")
+COGNITION_SPEC = _mix("rg-cognition")

@@ -9,17 +9,14 @@ for each row on its own, never from the first row of a file.
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import Mapping
 from typing import Any
 
 from recursa.benchmarks.base import RowSkip
 from recursa.benchmarks.lcb import lcb_row_problem, looks_like_lcb
-from recursa.tasks import TASKS, Problem
-from recursa.tasks.arc import arc_problem_error
-from recursa.tasks.math import math_reference_error
-
-_LETTERS = string.ascii_uppercase
+from recursa.tasks import TASKS, Problem, get_task
+from recursa.tasks.base import text_of as _text
+from recursa.tasks.reasoning_gym import parse_entry
 
 
 def is_verl_row(row: Mapping[str, Any]) -> bool:
@@ -31,10 +28,6 @@ def is_simple_row(row: Mapping[str, Any]) -> bool:
     return "question" in row or "problem" in row
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
 def _own_id(*sources: Mapping[str, Any] | None) -> str | None:
     for source in sources:
         if not source:
@@ -44,16 +37,6 @@ def _own_id(*sources: Mapping[str, Any] | None) -> str | None:
             if value is not None and _text(value):
                 return _text(value)
     return None
-
-
-def parse_entry(value: Any) -> dict[str, Any] | None:
-    """A Reasoning Gym entry: a dict, or the JSON string verl files carry."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return dict(value) if isinstance(value, Mapping) else None
 
 
 def rg_dataset_names() -> set[str]:
@@ -126,59 +109,12 @@ def user_message(prompt: Any) -> str:
     return _question(users[-1].get("content")) if users else ""
 
 
-def _reference_type_error(answer: Any) -> str | None:
-    """A reference must be text or a number (grids and entries are checked by their task)."""
-    if answer is None or isinstance(answer, str):
-        return None
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-        return None
-    return f"the reference answer is a {type(answer).__name__}, not text or a number"
-
-
 def check_problem(problem: Problem) -> Problem:
-    """Raise RowSkip when the problem lacks what its task family needs to be graded."""
+    """Raise RowSkip when the problem lacks what its task family needs to be graded (the
+    family's own `Task.check_problem` decides)."""
     if problem.task not in TASKS:
         raise RowSkip(f"unknown task {problem.task!r}")
-    if problem.task == "arc":
-        from recursa.tasks.arc import arc_problem
-
-        posed = arc_problem(
-            problem.id,
-            problem.meta.get("train") or [],
-            problem.meta.get("test_input"),
-            problem.answer,
-        )
-        error = arc_problem_error(posed)
-        if error:
-            raise RowSkip(error)
-        posed.meta = {**problem.meta, **posed.meta}
-        if problem.question.strip():
-            posed.question = problem.question
-        return posed
-    if not problem.question.strip():
-        raise RowSkip("no question text")
-    meta = problem.meta
-    scored_by_entry = problem.task == "rg" and parse_entry(meta.get("entry")) is not None
-    if not scored_by_entry and (error := _reference_type_error(problem.answer)):
-        raise RowSkip(error)
-    if problem.task == "rg":
-        has_entry = meta.get("dataset_name") and parse_entry(meta.get("entry")) is not None
-        if meta.get("entry") is not None and parse_entry(meta.get("entry")) is None:
-            raise RowSkip("its Reasoning Gym entry is not a JSON object")
-        if not has_entry and not _text(problem.answer):
-            raise RowSkip("a Reasoning Gym row needs dataset_name and entry, or an answer")
-    elif problem.task == "mcq":
-        letter = _text(problem.answer).upper()
-        options = meta.get("options")
-        count = len(options) if isinstance(options, (list, tuple)) and options else 26
-        if len(letter) != 1 or letter not in _LETTERS[:count]:
-            raise RowSkip(f"multiple-choice answer {problem.answer!r} is not an option letter")
-        problem.answer = letter
-    elif problem.task != "code" and not _text(problem.answer):
-        raise RowSkip("no reference answer")
-    elif problem.task == "math" and (error := math_reference_error(_text(problem.answer))):
-        raise RowSkip(error)
-    return problem
+    return get_task(problem.task).check_problem(problem)
 
 
 def _question(value: Any) -> str:

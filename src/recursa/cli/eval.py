@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from recursa.benchmarks import benchmark_choices
 from recursa.cli.options import (
     add_model_flags,
     add_settings_flags,
@@ -18,10 +19,14 @@ from recursa.runs import EvalConfig, evaluate
 from recursa.runs.report import steps_table
 from recursa.sandbox import SandboxConfig
 
-BENCHMARK_HELP = (
-    "aime25, hmmt25, supergpqa, arc-agi-2, lcb-v6, rg:TASK[,TASK...], rg-games, rg-cognition, "
-    "or a local .jsonl/.json/.parquet file (LiveCodeBench rows are detected by their columns)"
-)
+
+def benchmark_help() -> str:
+    """The registered benchmarks (from the registry), then local files."""
+    names = ", ".join(shown for shown, _ in benchmark_choices())
+    return (
+        f"{names}, or a local .jsonl/.json/.parquet file (LiveCodeBench rows are detected by "
+        "their columns)"
+    )
 
 
 def register(sub: Any) -> None:
@@ -32,8 +37,9 @@ def register(sub: Any) -> None:
         "settings.json, the journal of every completion (journal.sqlite), metrics.jsonl (one "
         "line per step), problems.jsonl, summary.json and report.md. An interrupted run "
         "continues with --resume and ends exactly as an uninterrupted one would.",
+        epilog="benchmarks: " + "; ".join(f"{k}: {v}" for k, v in benchmark_choices()),
     )
-    p.add_argument("benchmark", metavar="BENCHMARK", help=BENCHMARK_HELP)
+    p.add_argument("benchmark", metavar="BENCHMARK", help=benchmark_help())
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run directory")
     p.add_argument(
         "--resume",

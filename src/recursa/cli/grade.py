@@ -10,14 +10,13 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from recursa.benchmarks import BENCHMARKS, load_benchmark
+from recursa.benchmarks import benchmark_choices, load_benchmark
 from recursa.cli.options import add_model_flags, sandbox_from_args
 from recursa.config import validation_message
 from recursa.errors import UsageError
 from recursa.grading import GradedCompletion, GradeReport, grade_records, read_completions
 from recursa.sandbox import SandboxConfig
-from recursa.tasks import get_task
-from recursa.tasks.code import CodeTask
+from recursa.tasks import TaskSet
 
 
 def register(sub: Any) -> None:
@@ -30,9 +29,9 @@ def register(sub: Any) -> None:
         "reports (for a local file without ids, the row index). Prints one result per line "
         "(problem id, score, extracted answer, why it scored 0) and a summary.",
         epilog="benchmarks: "
-        + "; ".join(f"{k}: {v}" for k, v in BENCHMARKS.items())
-        + "; rg:TASK[,TASK...]: Reasoning Gym tasks; or a .jsonl/.json/.parquet file. Code "
-        "completions run against the problem's tests in the sandbox.",
+        + "; ".join(f"{k}: {v}" for k, v in benchmark_choices())
+        + "; or a .jsonl/.json/.parquet file. Code completions run against the problem's "
+        "tests in the sandbox.",
     )
     p.add_argument("benchmark", help="benchmark name, rg:TASK[,TASK...], or a local file")
     p.add_argument(
@@ -101,13 +100,10 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         benchmark_format=args.benchmark_format,
     )
-    if any(p.task == "code" for p in dataset.problems):
-        code_task = get_task("code")
-        assert isinstance(code_task, CodeTask)
-        try:
-            code_task.configure_sandbox(SandboxConfig(**sandbox_from_args(args)))
-        except ValidationError as exc:
-            raise UsageError(validation_message(exc)) from exc
+    try:
+        tasks = TaskSet({"sandbox": SandboxConfig(**sandbox_from_args(args))})
+    except ValidationError as exc:
+        raise UsageError(validation_message(exc)) from exc
     # The loader has already reported skipped rows and notes (once, as warnings).
     lines = read_completions(args.completions)
     bar = tqdm(total=len(lines), desc="grading", unit="line", file=sys.stderr, disable=args.quiet)
@@ -118,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        report = grade_records(dataset, lines, on_graded=on_graded)
+        report = grade_records(dataset, lines, on_graded=on_graded, tasks=tasks)
     finally:
         bar.close()
     if args.json:

@@ -10,7 +10,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr
 
-from recursa.config import BackendConfig, RSAConfig, build_configs, load_config_file
+from recursa.backends import BACKENDS, backend_options
+from recursa.benchmarks import BENCHMARKS
+from recursa.config import (
+    BackendConfig,
+    RSAConfig,
+    backend_option_names,
+    build_configs,
+    load_config_file,
+)
+from recursa.final_selection import SELECTIONS
+from recursa.registry import Registry
+from recursa.runs.methods import METHODS
+from recursa.tasks import TASKS
 
 #: Extra spellings for some settings (the paper's letters first).
 ALIASES: dict[str, list[str]] = {
@@ -48,6 +60,8 @@ def add_model_flags(
         metavar = str(extra.get("metavar") or name.upper())
         default = None if field.is_required() else field.default
         desc = field.description or ""
+        if extra.get("registry"):
+            desc = f"{desc} Registered: {', '.join(registry_names(str(extra['registry'])))}."
         shown = "" if default is None else f" (default: {default})"
         if field.is_required():
             shown = " (required)"
@@ -71,14 +85,34 @@ def add_model_flags(
         )
 
 
+def registry_names(kind: str) -> list[str]:
+    """The names a registry holds, for --help (kind: backends, tasks, selections, methods,
+    benchmarks)."""
+    registries: dict[str, Registry[Any]] = {
+        "backends": BACKENDS,
+        "tasks": TASKS,
+        "selections": SELECTIONS,
+        "methods": METHODS,
+        "benchmarks": BENCHMARKS,
+    }
+    return registries[kind].names()
+
+
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    """The shared backend flags, then each backend's own options under its own heading."""
+    backend = parser.add_argument_group("backend settings (every backend)")
+    add_model_flags(backend, BackendConfig, frozenset({"options"}))
+    for name, model in backend_options().items():
+        add_model_flags(parser.add_argument_group(f"{name} backend settings"), model)
+
+
 def add_settings_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
     """The RSA and backend flags shared by solve, eval and serve, plus --config; `skip`
     leaves out settings a command decides itself (eval takes each problem's task from the
     benchmark)."""
     rsa = parser.add_argument_group("RSA settings")
     add_model_flags(rsa, RSAConfig, skip)
-    backend = parser.add_argument_group("backend settings")
-    add_model_flags(backend, BackendConfig)
+    add_backend_flags(parser)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -90,7 +124,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = f
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Config file values, then flags on top, then OPENAI_API_KEY if no key was given."""
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    fields = set(RSAConfig.model_fields) | set(BackendConfig.model_fields)
+    fields = set(RSAConfig.model_fields) | set(BackendConfig.model_fields) | backend_option_names()
     for name in fields:
         if name in vars(args):
             values[name] = getattr(args, name)

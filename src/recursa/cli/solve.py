@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(model.aclose())
     if args.json:
         out = result.to_dict()
-        out["config"] = {**out["config"], **backend.model_dump(mode="json", exclude={"api_key"})}
+        out["config"] = {**out["config"], **backend.recorded()}
         print(json.dumps(out, ensure_ascii=False))
         return 0
     print(f"Final answer: {result.answer if result.answer is not None else '(none extracted)'}")

@@ -31,6 +31,10 @@ from recursa.engine import CompletionStore, Engine
 from recursa.errors import UsageError
 from recursa.result import Candidate
 from recursa.rl.rows import build_row, mixture, split_validation, write_parquet
+from recursa.rl.source import load_source
+from recursa.runs.rundir import JOURNAL, SETTINGS, write_json
+from recursa.runs.session import journal_session, run_directory
+from recursa.runs.settings import check_same_run, dataset_fingerprint
 from recursa.tasks import Problem
 
 TRAIN_FILE = "train.parquet"
@@ -197,9 +201,8 @@ def generate_candidates(
     )
 
     async def run() -> Candidates:
-        dispatcher = Dispatcher(
-            model, concurrency=backend_config.concurrency, max_retries=backend_config.max_retries
-        )
+        # The shared settings path: concurrency, retries and the retry delays as configured.
+        dispatcher = Dispatcher.from_config(model, backend_config)
         try:
             return await sample_candidates(
                 problems,
@@ -262,7 +265,7 @@ def recorded_settings(
     """What OUT/settings.json records: the generation settings, backend and problems."""
     return {
         "build": s.model_dump(mode="json", include=set(GENERATION_SETTINGS)),
-        "backend": backend_config.model_dump(mode="json", exclude={"api_key"}),
+        "backend": backend_config.recorded(),
         "dataset": {"fingerprint": fingerprint},
     }
 
@@ -271,15 +274,7 @@ def build_data(
     s: BuildSettings, backend_config: BackendConfig, *, quiet: bool = False
 ) -> BuildResult:
     """Build OUT/train.parquet and OUT/val.parquet (see the module docstring)."""
-    from recursa.rl.source import load_source
-    from recursa.runs.journal import Journal
-    from recursa.runs.rundir import JOURNAL, SETTINGS, RunDir, write_json
-    from recursa.runs.settings import check_same_run, dataset_fingerprint
-
-    run_dir = RunDir(Path(s.out).expanduser())
-    run_dir.prepare(s.resume)
-    run_dir.lock()
-    try:
+    with run_directory(Path(s.out).expanduser(), s.resume) as run_dir:
         source = load_source(
             s.source,
             size=s.size,
@@ -301,17 +296,12 @@ def build_data(
             candidates = source.candidates
             reused = sum(len(candidates[i]) for i in plan.agg_ids)
         else:
-            journal = Journal(run_dir.file(JOURNAL))
-            journal.begin_session()
-            try:
+            with journal_session(run_dir.file(JOURNAL)) as journal:
                 wanted = [p for p in problems if p.id in plan.agg_ids]
                 candidates, reused = journaled(journal, wanted, s.m)
                 missing = [p for p in wanted if p.id not in candidates]
                 candidates.update(generate_candidates(missing, backend_config, s, journal, quiet))
                 generated = journal.requested
-            finally:
-                journal.end_session()
-                journal.close()
         train, val = assemble(problems, candidates, plan, s, source.name)
         write_splits(run_dir.path, train, val)
         aggregation = sum(1 for r in train + val if r["extra_info"]["prompt_kind"] == "aggregation")
@@ -330,6 +320,4 @@ def build_data(
                 "candidates_reused": reused,
             },
         )
-    finally:
-        run_dir.unlock()
     return BuildResult(run_dir.path, len(train), len(val), aggregation, generated, reused)

@@ -20,7 +20,7 @@ from recursa.engine import draw_subset
 from recursa.errors import MissingDependencyError, UsageError
 from recursa.hashing import stable_rng
 from recursa.prompts import aggregation_messages, plain_messages
-from recursa.rl.schema import ABILITIES, REWARD_STYLE, ground_truth_text
+from recursa.rl.schema import REWARD_STYLE, ability, ground_truth_text
 from recursa.tasks import Problem, get_task
 
 PLAIN = "plain"
@@ -120,7 +120,7 @@ def build_row(
     return {
         "data_source": data_source(problem, source),
         "prompt": [{"role": m["role"], "content": m["content"]} for m in messages],
-        "ability": ABILITIES.get(problem.task, problem.task),
+        "ability": ability(problem.task),
         "reward_model": {"ground_truth": ground_truth_text(problem.answer), "style": REWARD_STYLE},
         "extra_info": extra_info(problem, index, split, kind, slots),
     }

@@ -17,20 +17,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from recursa.benchmarks.rows import task_for_source, verl_meta
-from recursa.tasks import Problem
+from recursa.tasks import TASKS, Problem
 
 #: The reward style verl's rule-based reward managers expect.
 REWARD_STYLE = "rule"
 
-#: verl's `ability` column for each task family.
-ABILITIES: dict[str, str] = {
-    "general": "general",
-    "math": "math",
-    "rg": "reasoning",
-    "mcq": "multiple_choice",
-    "code": "code",
-    "arc": "reasoning",
-}
+
+def ability(task: str) -> str:
+    """verl's `ability` column for a task family (the family's own `Task.ability`)."""
+    return TASKS.get(task).ability if task in TASKS else task
 
 
 def _info(extra_info: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -238,9 +238,11 @@ class Journal:
         self.requested += 1
         self.requested_tokens += completion.completion_tokens
 
-    # The engine's CompletionStore protocol (phase "generate").
-    def lookup(self, problem_id: str, step: int, slot: int) -> Completion | None:
-        return self.get(problem_id, GENERATE, step, slot)
+    # The engine's CompletionStore protocol (phase "generate" unless a selection says).
+    def lookup(
+        self, problem_id: str, step: int, slot: int, phase: str = GENERATE
+    ) -> Completion | None:
+        return self.get(problem_id, phase, step, slot)
 
     def record(
         self,
@@ -249,33 +251,9 @@ class Journal:
         slot: int,
         request: GenerationRequest,
         completion: Completion,
+        phase: str = GENERATE,
     ) -> None:
-        self.put(problem_id, GENERATE, step, slot, request, completion)
-
-    def view(self, phase: str) -> JournalView:
-        """A CompletionStore over another phase (self-verification judgements)."""
-        return JournalView(self, phase)
+        self.put(problem_id, phase, step, slot, request, completion)
 
     def close(self) -> None:
         self._db.close()
-
-
-class JournalView:
-    """The CompletionStore protocol bound to one phase of a journal."""
-
-    def __init__(self, journal: Journal, phase: str) -> None:
-        self.journal = journal
-        self.phase = phase
-
-    def lookup(self, problem_id: str, step: int, slot: int) -> Completion | None:
-        return self.journal.get(problem_id, self.phase, step, slot)
-
-    def record(
-        self,
-        problem_id: str,
-        step: int,
-        slot: int,
-        request: GenerationRequest,
-        completion: Completion,
-    ) -> None:
-        self.journal.put(problem_id, self.phase, step, slot, request, completion)

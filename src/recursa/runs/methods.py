@@ -1,4 +1,4 @@
-"""Evaluation methods as settings of the one engine, and how a generation budget sets them.
+"""Evaluation methods as strategies over the one engine, and how a generation budget sets them.
 
 | method | engine settings | with `--budget B` (generations per problem) |
 | --- | --- | --- |
@@ -6,35 +6,35 @@
 | `majority` | T = 1 (independent samples, majority vote) | N = B |
 | `self-refine` | K = 1 | T = B / N |
 | `single-aggregation` | T = 2 | N = B / 2 |
-| `self-verify` | T = 1, then one True/False judgement per sample | N = B / 2 |
+| `self-verify` | T = 1, selection verify (one True/False judgement per sample) | N = B / 2 |
 
 A judgement is a model call, so self-verify spends 2N generations. B must divide evenly; a
 setting the method fixes (or the budget derives) may be given only with the value it implies.
+A method is one `Method` object in the `METHODS` registry (plugins: `recursa.methods`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from recursa.config import RSAConfig
 from recursa.errors import UsageError
-
-MethodName = Literal["rsa", "majority", "self-refine", "single-aggregation", "self-verify"]
-METHODS: tuple[str, ...] = ("rsa", "majority", "self-refine", "single-aggregation", "self-verify")
+from recursa.final_selection import SELECTIONS
+from recursa.registry import Registry
 
 _FLAGS = {"n": "-n", "k": "-k", "t": "-t"}
 
 
-def _default(name: str) -> int:
-    value = RSAConfig.model_fields[name].default
-    assert isinstance(value, int)
-    return value
+def _default(name: str) -> Any:
+    return RSAConfig.model_fields[name].default
 
 
-def _fix(values: dict[str, Any], name: str, value: int, why: str) -> None:
+def _fix(values: dict[str, Any], name: str, value: Any, why: str) -> None:
     given = values.get(name)
-    if given is not None and int(given) != value:
-        raise UsageError(f"{why} sets {name.upper()} = {value}; drop {_FLAGS[name]} {given}")
+    if given is not None and given != value and str(given) != str(value):
+        flag = _FLAGS.get(name, f"--{name.replace('_', '-')}")
+        raise UsageError(f"{why} sets {name.upper()} = {value}; drop {flag} {given}")
     values[name] = value
 
 
@@ -47,38 +47,82 @@ def _divide(budget: int, by: int, method: str, what: str) -> int:
     return budget // by
 
 
+@dataclass(frozen=True)
+class Method:
+    """A baseline (or RSA itself) as settings of the engine.
+
+    `fixed`: the settings the method sets (T = 1 for majority, a selection for self-verify);
+    `budget`: which of N or T a generation budget B sets, B / (N per step) for "t" and
+    B / (generations per sample) for "n"."""
+
+    name: str
+    description: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    budget: Literal["n", "t"] = "t"
+
+    def generations(self, config: RSAConfig) -> int:
+        """Model calls per problem (without early stop): N x T, plus what the final
+        selection asks (verify: one judgement per final candidate)."""
+        return config.n * config.t + SELECTIONS.get(config.selection).extra_generations(config.n)
+
+    def apply(self, values: dict[str, Any], budget: int | None) -> dict[str, Any]:
+        """The flat settings with the method's own and the budget's values filled in."""
+        out = dict(values)
+        for name, value in self.fixed.items():
+            _fix(out, name, value, f"method {self.name}")
+        if budget is not None:
+            if self.budget == "t":
+                n = int(out.get("n") or _default("n"))
+                t = _divide(budget, n, self.name, f"N = {n} per step")
+                _fix(out, "t", t, "--budget")
+            else:
+                t = int(out.get("t") or _default("t"))
+                selection = SELECTIONS.get(str(out.get("selection") or _default("selection")))
+                extra = selection.extra_generations(1)
+                per_sample = t + extra
+                steps = "two steps" if t == 2 else f"{t} steps"
+                what = "samples and judgements" if extra else steps
+                if per_sample == 1:
+                    _fix(out, "n", budget, "--budget")
+                else:
+                    n = _divide(budget, per_sample, self.name, what)
+                    _fix(out, "n", n, "--budget")
+        # K only matters from step 2 on; keep it valid (K <= N) when the user left it unset.
+        if "k" not in values and int(out.get("t") or _default("t")) == 1:
+            out["k"] = 1
+        return out
+
+
+def _method(name: str, obj: object) -> Method:
+    if not isinstance(obj, Method):
+        raise TypeError(f"method {name!r} must be a recursa Method, not {obj!r}")
+    return obj
+
+
+METHODS: Registry[Method] = Registry("method", "recursa.methods", check=_method)
+METHODS.add("rsa", Method("rsa", "RSA with N, K, T as given"))
+METHODS.add("majority", Method("majority", "T=1, majority vote of N samples", {"t": 1}, budget="n"))
+METHODS.add("self-refine", Method("self-refine", "K=1: each candidate refined", {"k": 1}))
+METHODS.add(
+    "single-aggregation",
+    Method("single-aggregation", "T=2: one aggregation step", {"t": 2}, budget="n"),
+)
+METHODS.add(
+    "self-verify",
+    Method(
+        "self-verify",
+        "T=1, the model judges each sample",
+        {"t": 1, "selection": "verify"},
+        budget="n",
+    ),
+)
+
+
 def apply_method(method: str, values: dict[str, Any], budget: int | None) -> dict[str, Any]:
     """The flat settings with the method's N, K, T filled in (see the module table)."""
-    if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    out = dict(values)
-    n = int(out.get("n") or _default("n"))
-    if method == "rsa":
-        if budget is not None:
-            _fix(out, "t", _divide(budget, n, method, f"N = {n} per step"), "--budget")
-    elif method == "majority":
-        _fix(out, "t", 1, "method majority")
-        if budget is not None:
-            _fix(out, "n", budget, "--budget")
-    elif method == "self-refine":
-        _fix(out, "k", 1, "method self-refine")
-        if budget is not None:
-            _fix(out, "t", _divide(budget, n, method, f"N = {n} per step"), "--budget")
-    elif method == "single-aggregation":
-        _fix(out, "t", 2, "method single-aggregation")
-        if budget is not None:
-            _fix(out, "n", _divide(budget, 2, method, "two steps"), "--budget")
-    else:  # self-verify
-        _fix(out, "t", 1, "method self-verify")
-        if budget is not None:
-            _fix(out, "n", _divide(budget, 2, method, "samples and judgements"), "--budget")
-    # K only matters from step 2 on; keep it valid (K <= N) when the user left it unset.
-    if "k" not in values and int(out.get("t") or _default("t")) == 1:
-        out["k"] = 1
-    return out
+    return METHODS.get(method).apply(values, budget)
 
 
 def generations_per_problem(method: str, config: RSAConfig) -> int:
     """Model calls per problem (without early stop)."""
-    calls = config.n * config.t
-    return calls + config.n if method == "self-verify" else calls
+    return METHODS.get(method).generations(config)

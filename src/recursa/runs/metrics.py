@@ -6,8 +6,11 @@ Reasoning Gym scorers give, are recorded but count as wrong). Per step, over pro
 - pass_at_n: share of problems with at least one correct member;
 - majority_acc: the largest answer cluster (task equivalence, `selection.ranked_clusters`)
   graded through its first member;
-- pass_at_2 (ARC problems only): either of the two largest clusters is correct;
+- the task family's extra metrics (`Task.step_metrics`), over the problems of families that
+  report them: ARC's pass_at_2 (either of the two largest clusters is correct);
 - tokens: prompt and completion totals, means and medians per generation at that step.
+The final metrics add the selected answers' accuracy (final_acc) and the final selection's own
+metrics (`Selection.problem_metrics`, e.g. verify's verified_acc) with its token totals.
 A problem that stopped early (early stop) keeps its last population for the later steps.
 `MetricsBook` keeps running totals, not the records: memory does not grow with problems or
 steps. The sums are exact (integers, fractions, token histograms), so the numbers do not
@@ -38,10 +41,11 @@ class StepRecord:
     reasons: list[str]
     majority_answer: str | None
     majority_correct: bool
-    top2_correct: bool
     agreement: float
     prompt_tokens: list[int] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
+    #: The task family's extra metrics of this population (`Task.step_metrics`).
+    extra: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,10 +75,10 @@ async def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) 
         reasons=[g.reason for g in grades],
         majority_answer=top.answer,
         majority_correct=correct[top.members[0]],
-        top2_correct=any(correct[c.members[0]] for c in clusters[:2]),
         agreement=len(top.members) / len(step.candidates),
         prompt_tokens=[c.prompt_tokens for c in step.candidates],
         completion_tokens=[c.completion_tokens for c in step.candidates],
+        extra=task.step_metrics(correct, [c.members for c in clusters]),
     )
 
 
@@ -84,10 +88,13 @@ class Outcome:
 
     steps: list[StepRecord]
     final_correct: bool
-    is_arc: bool
-    verified_acc: float | None = None
-    verify_prompt_tokens: int = 0
-    verify_completion_tokens: int = 0
+    #: The final selection's name and its metrics of this problem (verify: verified_acc).
+    selection: str = "majority"
+    selection_metrics: dict[str, float] = field(default_factory=dict)
+    #: Tokens of the selection's own model calls (none for a vote).
+    selection_prompt_tokens: int = 0
+    selection_completion_tokens: int = 0
+    selection_generations: int = 0
 
 
 def _token_stats(prefix: str, counts: TokenCounts) -> dict[str, Any]:
@@ -147,20 +154,21 @@ class _StepTotals:
         self.mean_acc = Fraction(0)
         self.pass_at_n = 0
         self.majority = 0
-        self.arc = 0
-        self.top2 = 0
+        #: extra metric -> [problems that report it, problems where it holds]
+        self.extra: dict[str, list[int]] = {}
         self.prompt = TokenCounts()
         self.completion = TokenCounts()
 
-    def add(self, record: StepRecord, is_arc: bool, ran: bool) -> None:
+    def add(self, record: StepRecord, ran: bool) -> None:
         self.problems += 1
         if record.correct:
             self.mean_acc += Fraction(sum(record.correct), len(record.correct))
         self.pass_at_n += any(record.correct)
         self.majority += record.majority_correct
-        if is_arc:
-            self.arc += 1
-            self.top2 += record.top2_correct
+        for key, held in record.extra.items():
+            counts = self.extra.setdefault(key, [0, 0])
+            counts[0] += 1
+            counts[1] += bool(held)
         if ran:
             self.prompt.add(record.prompt_tokens)
             self.completion.add(record.completion_tokens)
@@ -180,10 +188,10 @@ class MetricsBook:
         self._totals = [_StepTotals() for _ in range(steps)]
         self.problems = 0
         self._final_correct = 0
-        self._verified = Fraction(0)
-        self._verified_n = 0
-        self._verify_prompt = 0
-        self._verify_completion = 0
+        #: selection metric -> [sum over problems, problems]
+        self._selection: dict[str, list[Any]] = {}
+        self._selection_name = ""
+        self._selection_tokens = [0, 0, 0]  # prompt, completion, generations
 
     def add(self, index: int, outcome: Outcome) -> None:
         """Fold in one finished problem (`index`, its place in the dataset, is not needed for
@@ -192,14 +200,17 @@ class MetricsBook:
         for t, totals in enumerate(self._totals):
             ran = t < len(records)
             # early stop: the last population stands for the steps not run (no new tokens)
-            totals.add(records[t] if ran else records[-1], outcome.is_arc, ran)
+            totals.add(records[t] if ran else records[-1], ran)
         self.problems += 1
         self._final_correct += outcome.final_correct
-        if outcome.verified_acc is not None:
-            self._verified += Fraction(outcome.verified_acc)
-            self._verified_n += 1
-        self._verify_prompt += outcome.verify_prompt_tokens
-        self._verify_completion += outcome.verify_completion_tokens
+        for key, value in outcome.selection_metrics.items():
+            sums = self._selection.setdefault(key, [Fraction(0), 0])
+            sums[0] += Fraction(value)
+            sums[1] += 1
+        self._selection_name = outcome.selection
+        self._selection_tokens[0] += outcome.selection_prompt_tokens
+        self._selection_tokens[1] += outcome.selection_completion_tokens
+        self._selection_tokens[2] += outcome.selection_generations
 
     def step_lines(self) -> list[dict[str, Any]]:
         """One metrics line per step (metrics.jsonl)."""
@@ -213,8 +224,8 @@ class MetricsBook:
                 "pass_at_n": _share(s.pass_at_n, s.problems),
                 "majority_acc": _share(s.majority, s.problems),
             }
-            if s.arc:
-                line["pass_at_2"] = _share(s.top2, s.arc)
+            for key, (count, held) in s.extra.items():
+                line[key] = _share(held, count)
             line["generations"] = s.completion.n
             line.update(_token_stats("prompt", s.prompt))
             line.update(_token_stats("completion", s.completion))
@@ -226,14 +237,15 @@ class MetricsBook:
         """Final metrics: the last step's, the selected answers' accuracy, token totals."""
         lines = self.step_lines()
         last = dict(lines[-1]) if lines else {}
+        extras = list(self._totals[-1].extra) if self._totals else []
         out: dict[str, Any] = {
             key: last[key]
-            for key in ("mean_acc", "pass_at_n", "majority_acc", "pass_at_2")
+            for key in ("mean_acc", "pass_at_n", "majority_acc", *extras)
             if key in last
         }
         out["final_acc"] = _share(self._final_correct, self.problems)
-        if self._verified_n:
-            out["verified_acc"] = _share(self._verified, self._verified_n)
+        for key, (total, count) in self._selection.items():
+            out[key] = _share(total, count)
         prompt, completion = TokenCounts(), TokenCounts()
         for s in self._totals:
             prompt.merge(s.prompt)
@@ -241,7 +253,8 @@ class MetricsBook:
         out["generations"] = completion.n
         out.update(_token_stats("prompt", prompt))
         out.update(_token_stats("completion", completion))
-        if self._verified_n:
-            out["verify_prompt_tokens"] = self._verify_prompt
-            out["verify_completion_tokens"] = self._verify_completion
+        prompt_used, completion_used, calls = self._selection_tokens
+        if calls:
+            out[f"{self._selection_name}_prompt_tokens"] = prompt_used
+            out[f"{self._selection_name}_completion_tokens"] = completion_used
         return out

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
+from recursa.final_selection import selection_metric_labels
 from recursa.runs.rundir import METRICS, SUMMARY, RunDir, read_jsonl
+from recursa.tasks import task_metric_labels
 
 STEP_PLOT = "accuracy_vs_step.png"
 TOKEN_PLOT = "accuracy_vs_tokens.png"
@@ -63,11 +65,21 @@ def _pct(value: Any) -> str:
     return "" if value is None else f"{100.0 * float(value):.1f}"
 
 
+def _extra_keys(lines: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    """The labelled extra metrics some line holds, in the order they first appear."""
+    found: dict[str, None] = {}
+    for line in lines:
+        found.update((key, None) for key in line if key in labels)
+    return list(found)
+
+
 def steps_table(lines: list[dict[str, Any]]) -> str:
-    """Per step: mean accuracy (pass@1), majority accuracy, pass@N (pass@2 on ARC), tokens."""
-    arc = any("pass_at_2" in line for line in lines)
+    """Per step: mean accuracy (pass@1), majority accuracy, pass@N, the task families' extra
+    metrics (pass@2 on ARC), tokens."""
+    labels = task_metric_labels()
+    extras = _extra_keys(lines, labels)
     head = ["step", "mean acc %", "majority acc %", "pass@N %"]
-    head += ["pass@2 %"] if arc else []
+    head += [f"{labels[key]} %" for key in extras]
     head += ["tokens", "cumulative tokens"]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for line in lines:
@@ -77,7 +89,7 @@ def steps_table(lines: list[dict[str, Any]]) -> str:
             _pct(line["majority_acc"]),
             _pct(line["pass_at_n"]),
         ]
-        cells += [_pct(line.get("pass_at_2"))] if arc else []
+        cells += [_pct(line.get(key)) for key in extras]
         cells += [
             str(line["prompt_tokens"] + line["completion_tokens"]),
             str(line["cumulative_tokens"]),
@@ -102,10 +114,9 @@ def markdown_report(
         f"- problems: {summary.get('problems')} (rows skipped: {summary.get('skipped', 0)})",
         f"- final answer accuracy: {_pct(final.get('final_acc'))}%",
     ]
-    if "verified_acc" in final:
-        out.append(f"- self-verified accuracy: {_pct(final['verified_acc'])}%")
-    if "pass_at_2" in final:
-        out.append(f"- pass@2: {_pct(final['pass_at_2'])}%")
+    for labels in (selection_metric_labels(), task_metric_labels()):
+        for key in _extra_keys([final], labels):
+            out.append(f"- {labels[key]}: {_pct(final[key])}%")
     out += [
         f"- tokens: {final.get('prompt_tokens')} prompt + {final.get('completion_tokens')} "
         f"completion over {final.get('generations')} generations (median completion "

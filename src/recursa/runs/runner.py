@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -23,10 +22,11 @@ from pydantic import ValidationError
 
 from recursa.backends import Backend, Dispatcher, create_backend
 from recursa.config import BackendConfig, RSAConfig, build_configs, validation_message
-from recursa.engine import Engine, gather_or_cancel
-from recursa.errors import ContextOverflowError, RecursaError, UsageError
+from recursa.engine import Engine
+from recursa.errors import RecursaError, UsageError
+from recursa.final_selection import SELECTIONS
 from recursa.result import SolveResult, StepResult
-from recursa.runs.journal import VERIFY, Journal
+from recursa.runs.journal import Journal
 from recursa.runs.methods import apply_method, generations_per_problem
 from recursa.runs.metrics import MetricsBook, Outcome, StepRecord, grade_step
 from recursa.runs.progress import EvalProgress
@@ -44,10 +44,9 @@ from recursa.runs.rundir import (
     write_jsonl,
     write_text_atomic,
 )
+from recursa.runs.session import journal_session, run_directory
 from recursa.runs.settings import EvalConfig, check_same_run, dataset_fingerprint, run_settings
-from recursa.tasks import Problem, get_task
-from recursa.tasks.code import CodeTask
-from recursa.verification import choose_verified, verify_population
+from recursa.tasks import Problem, TaskSet
 
 
 class ProblemSet(Protocol):
@@ -160,6 +159,9 @@ class _Run:
         self.book = MetricsBook(cfg.t)
         self.index = {p.id: i for i, p in enumerate(problems)}
         self.graded: dict[str, list[StepRecord]] = {}
+        # This run's task instances, built with its resources (the code sandbox settings).
+        self.tasks = TaskSet({"sandbox": ev.sandbox})
+        self.selection = SELECTIONS.get(cfg.selection)
         self.engine = Engine(
             dispatcher,
             cfg,
@@ -168,51 +170,33 @@ class _Run:
             on_step=self.on_step,
             on_generation=progress.on_generation,
             keep_history=False,
+            tasks=self.tasks,
         )
 
     async def on_step(self, problem: Problem, step: StepResult) -> None:
-        task = get_task(problem.task)
-        record = await grade_step(task, problem, step, self.cfg.seed)
+        record = await grade_step(self.tasks(problem.task), problem, step, self.cfg.seed)
         self.graded.setdefault(problem.id, []).append(record)
         self.progress.on_step(problem, step)
 
     async def finish(self, problem: Problem, result: SolveResult) -> None:
-        """Verify (self-verify), then record the problem and hand its numbers to the book."""
-        task = get_task(problem.task)
+        """Record the problem (with what its final selection found) and hand its numbers to
+        the book."""
         records = self.graded.pop(problem.id)
         last = records[-1]
         final = result.steps[-1].candidates
         slot = result.selected_slot
-        verify: dict[str, Any] | None = None
-        outcome = Outcome(records, False, problem.task == "arc")
-        if self.ev.method == "self-verify":
-            verdicts = await verify_population(
-                self.dispatcher,
-                task,
-                problem,
-                final,
-                seed=self.cfg.seed,
-                temperature=self.ev.verify_temperature,
-                max_tokens=self.ev.verify_max_tokens,
-                context_tokens=self.bcfg.context_tokens,
-                store=self.journal.view(VERIFY),
-            )
-            chosen, fallback = choose_verified(task, final, verdicts, self.cfg.seed, problem.id)
-            slot = chosen.slot
-            accepted = [v.slot for v in verdicts if v.judged]
-            outcome.verified_acc = (
-                sum(float(last.correct[s]) for s in accepted) / len(accepted)
-                if accepted
-                else float(last.majority_correct)
-            )
-            outcome.verify_prompt_tokens = sum(v.prompt_tokens for v in verdicts)
-            outcome.verify_completion_tokens = sum(v.completion_tokens for v in verdicts)
-            verify = {
-                "verdicts": [v.judged for v in verdicts],
-                "fallback_to_majority": fallback,
-                "verified_acc": outcome.verified_acc,
-            }
-        outcome.final_correct = last.correct[slot]
+        details = result.selection_details
+        metrics = self.selection.problem_metrics(details, last.correct, last.majority_correct)
+        usage = result.selection_usage
+        outcome = Outcome(
+            records,
+            last.correct[slot],
+            selection=self.selection.name,
+            selection_metrics=metrics,
+            selection_prompt_tokens=usage.get("prompt_tokens", 0),
+            selection_completion_tokens=usage.get("completion_tokens", 0),
+            selection_generations=usage.get("generations", 0),
+        )
         record: dict[str, Any] = {
             "index": self.index[problem.id],
             "id": problem.id,
@@ -229,34 +213,18 @@ class _Run:
             "steps": [r.to_dict() for r in records],
             "usage": dict(result.usage),
         }
-        if verify is not None:
-            record["verify"] = verify
+        if details is not None:
+            record[self.selection.name] = {**details, **metrics}
         self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self.out.flush()
         self.book.add(self.index[problem.id], outcome)
         self.progress.done(problem)
 
-    async def _worker(self, queue: Iterator[Problem]) -> None:
-        for problem in queue:  # workers share one iterator: each problem is taken once
-            self.progress.start(problem)
-            try:
-                result = await self.engine.run(problem)
-            except ContextOverflowError as exc:
-                raise ContextOverflowError(f"problem {problem.id!r}: {exc}") from exc
-            await self.finish(problem, result)
-
     async def run(self) -> None:
-        if self.cfg.sync_steps:
-            for p in self.problems:
-                self.progress.start(p)
-            results = await self.engine.run_many(self.problems)
-            for p, r in zip(self.problems, results, strict=True):
-                await self.finish(p, r)
-            return
-        active = max(2, math.ceil(4 * self.dispatcher.concurrency / self.cfg.n))
-        queue = iter(self.problems)
-        workers = min(active, len(self.problems))
-        await gather_or_cancel([self._worker(queue) for _ in range(workers)])
+        window = min(self.engine.window(), len(self.problems))
+        await self.engine.run_each(
+            self.problems, self.finish, on_start=self.progress.start, window=window
+        )
 
 
 async def evaluate_async(
@@ -278,13 +246,8 @@ async def evaluate_async(
     if isinstance(backend, str):
         settings = {**settings, "backend": backend}
     cfg, bcfg, ev = resolve_settings(rsa, backend_config, evaluation, settings)
-    run_dir = RunDir(out)
-    run_dir.prepare(resume)
-    run_dir.lock()
-    try:
+    with run_directory(out, resume) as run_dir:
         return await _evaluate(benchmark, run_dir, resume, backend, cfg, bcfg, ev, progress)
-    finally:
-        run_dir.unlock()
 
 
 async def _evaluate(
@@ -315,17 +278,10 @@ async def _evaluate(
         check_same_run(recorded, current)
     # settings.json first: a process killed at any later point leaves a resumable run.
     write_json(run_dir.file(SETTINGS), current)
-    journal = Journal(run_dir.file(JOURNAL))
-    try:
-        if journal.get_meta("settings") is None:
-            journal.set_meta("settings", json.dumps(recorded or current, sort_keys=True))
-        journal.begin_session()
+    with journal_session(run_dir.file(JOURNAL), recorded or current) as journal:
         return await _execute(
             problems, dataset, current, run_dir, journal, backend, cfg, bcfg, ev, show_progress
         )
-    finally:
-        journal.end_session()
-        journal.close()
 
 
 def _recorded_settings(run_dir: RunDir) -> dict[str, Any]:
@@ -358,10 +314,6 @@ async def _execute(
     ev: EvalConfig,
     show_progress: bool,
 ) -> EvalResult:
-    if any(p.task == "code" for p in problems):
-        code_task = get_task("code")
-        assert isinstance(code_task, CodeTask)
-        code_task.configure_sandbox(ev.sandbox)
     model = backend if isinstance(backend, Backend) else create_backend(bcfg)
     progress = EvalProgress(len(problems), cfg.t, show_progress, lambda: journal.requested_tokens)
     try:

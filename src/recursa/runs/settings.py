@@ -6,11 +6,11 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recursa.config import BackendConfig, RSAConfig
 from recursa.errors import UsageError
-from recursa.runs.methods import MethodName
+from recursa.runs.methods import METHODS
 from recursa.sandbox import SandboxConfig
 from recursa.tasks import Problem
 
@@ -40,10 +40,11 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: MethodName = Field(
+    method: str = Field(
         "rsa",
         description="rsa, majority (T=1, vote), self-refine (K=1), single-aggregation (T=2) "
-        "or self-verify (T=1, the model judges each sample).",
+        "or self-verify (T=1, the model judges each sample); any name in the method registry.",
+        json_schema_extra={"registry": "methods"},
     )
     budget: int | None = Field(
         None,
@@ -87,12 +88,11 @@ class EvalConfig(BaseModel):
         default_factory=SandboxConfig,
         description="How code problems run their tests (the 'code sandbox' flags).",
     )
-    verify_temperature: float = Field(
-        0.0, ge=0.0, description="self-verify: sampling temperature of the judgements."
-    )
-    verify_max_tokens: int = Field(
-        16, ge=1, description="self-verify: maximum tokens of one True/False judgement."
-    )
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        return METHODS.validate(name)
 
 
 def dataset_fingerprint(problems: list[Problem]) -> str:
@@ -117,7 +117,7 @@ def run_settings(
         "benchmark": benchmark,
         "eval": evaluation.model_dump(mode="json"),
         "rsa": rsa.model_dump(mode="json"),
-        "backend": backend.model_dump(mode="json", exclude={"api_key"}),
+        "backend": backend.recorded(),
         "dataset": dataset,
     }
 

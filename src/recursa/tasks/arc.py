@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, not_text
+from recursa.tasks.base import Grade, Problem, RowSkip, Task, no_answer, no_reference, not_text
 from recursa.tasks.reasoning_gym import tagged_spans
 
 Grid = list[list[int]]
@@ -164,6 +164,31 @@ class ArcTask(Task):
     answer_format = (
         "the output grid between <answer></answer> tags, one row per line, one digit per cell"
     )
+    ability = "reasoning"
+    #: ARC is scored with two attempts: either of the two largest answer clusters.
+    extra_metrics: ClassVar[dict[str, str]] = {"pass_at_2": "pass@2"}
+
+    def check_problem(self, problem: Problem) -> Problem:
+        """The problem posed from its grids (meta `train`, `test_input`, the answer grid);
+        a question the row gives itself is kept."""
+        posed = arc_problem(
+            problem.id,
+            problem.meta.get("train") or [],
+            problem.meta.get("test_input"),
+            problem.answer,
+        )
+        error = arc_problem_error(posed)
+        if error:
+            raise RowSkip(error)
+        posed.meta = {**problem.meta, **posed.meta}
+        if problem.question.strip():
+            posed.question = problem.question
+        return posed
+
+    def step_metrics(
+        self, correct: Sequence[bool], ranked: Sequence[Sequence[int]]
+    ) -> dict[str, bool]:
+        return {"pass_at_2": any(correct[members[0]] for members in ranked[:2])}
 
     def format_instruction(self, problem: Problem) -> str:
         return (

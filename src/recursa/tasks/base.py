@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass
@@ -35,6 +35,10 @@ class Grade:
         return self.score >= 1.0
 
 
+class RowSkip(Exception):
+    """A problem (a dataset row) lacks what its task needs; the message is the reason."""
+
+
 _SPACES = re.compile(r"\s+")
 
 
@@ -49,6 +53,37 @@ class Task(abc.ABC):
     name: str = "general"
     #: Short phrase for the answer format, used in prompts ("the final answer in \\boxed{}").
     answer_format: str = ""
+    #: verl's `ability` column for this family's RL rows.
+    ability: str = "general"
+    #: Whether a problem needs a reference answer to be graded (code has tests instead).
+    needs_reference: bool = True
+    #: Extra per-step metrics this family reports (see `step_metrics`): key -> report label.
+    extra_metrics: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def configured(cls, resources: Mapping[str, Any]) -> Task:
+        """An instance for one run, given the run's task resources by name (e.g. `sandbox`,
+        the code sandbox settings). Families that need none ignore them."""
+        return cls()
+
+    def check_problem(self, problem: Problem) -> Problem:
+        """The problem, ready to grade, or RowSkip saying what it lacks. The default: some
+        question text, and a reference answer that is text or a number (and present, unless
+        `needs_reference` is False)."""
+        if not problem.question.strip():
+            raise RowSkip("no question text")
+        if error := reference_type_error(problem.answer):
+            raise RowSkip(error)
+        if self.needs_reference and not text_of(problem.answer):
+            raise RowSkip("no reference answer")
+        return problem
+
+    def step_metrics(
+        self, correct: Sequence[bool], ranked: Sequence[Sequence[int]]
+    ) -> dict[str, bool]:
+        """This family's extra metrics for one graded population: `correct` per member and
+        the answer clusters' member indices, largest first. Keys are `extra_metrics`'s."""
+        return {}
 
     def problem_text(self, problem: Problem) -> str:
         """The problem as the model sees it, in plain and aggregation prompts alike."""
@@ -90,6 +125,20 @@ class Task(abc.ABC):
         the public tests' inputs), one per answer; equal keys vote together and None does
         not vote. None (the default) means: vote with `key`/`equivalent` on the answers."""
         return None
+
+
+def text_of(value: Any) -> str:
+    """A field as stripped text ('' for None)."""
+    return "" if value is None else str(value).strip()
+
+
+def reference_type_error(answer: Any) -> str | None:
+    """A reference must be text or a number (grids and entries are checked by their task)."""
+    if answer is None or isinstance(answer, str):
+        return None
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        return None
+    return f"the reference answer is a {type(answer).__name__}, not text or a number"
 
 
 def no_reference(answer: str | None) -> Grade:

@@ -13,39 +13,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from recursa.sandbox import Sandbox, SandboxConfig, run_blocking
 from recursa.tasks.base import Grade, Problem, Task, no_answer, not_text
-from recursa.tasks.code_grading import as_tests, default_sandbox, grade_code_async, output_signature
+from recursa.tasks.code_grading import (
+    as_tests,
+    default_sandbox,
+    extract_code,
+    grade_code_async,
+    output_signature,
+)
 from recursa.tasks.code_tests import CodeTest
 
-_OPEN = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
-_CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
-_PYTHON = {"", "python", "py", "python3"}
 _CACHE_SIZE = 4096
-
-
-def extract_code(text: str) -> str | None:
-    """The body of the last non-empty fenced block marked python (or unmarked). One pass over
-    the lines, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
-    blocks: list[str] = []
-    body: list[str] | None = None
-    language = ""
-    for line in text.splitlines():
-        if body is None:
-            opened = _OPEN.match(line)
-            if opened:
-                body, language = [], opened.group(1).lower()
-        elif _CLOSE.match(line):
-            if language in _PYTHON and "".join(body).strip():
-                blocks.append("\n".join(body))
-            body = None
-        else:
-            body.append(line)
-    return blocks[-1].rstrip() + "\n" if blocks else None
 
 
 def io_instruction(problem: Problem) -> str:
@@ -89,6 +72,9 @@ class CodeTask(Task):
     name = "code"
     answer_format = "a complete Python program in one fenced ```python block"
 
+    ability = "code"
+    needs_reference = False
+
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self._sandbox = sandbox
         self._signatures: OrderedDict[tuple[str, str], str | None] = OrderedDict()
@@ -98,11 +84,15 @@ class CodeTask(Task):
     def sandbox(self) -> Sandbox:
         return self._sandbox or default_sandbox()
 
-    def configure_sandbox(self, config: SandboxConfig) -> None:
-        """Use a sandbox with these limits for grading and voting from now on."""
-        self._sandbox = Sandbox(config)
-        self._signatures.clear()
-        self._grades.clear()
+    @classmethod
+    def configured(cls, resources: Mapping[str, Any]) -> CodeTask:
+        """A code task whose tests run in a sandbox with the run's `sandbox` settings (a
+        SandboxConfig or a mapping of its fields); the default sandbox without them."""
+        given = resources.get("sandbox")
+        if given is None:
+            return cls()
+        config = given if isinstance(given, SandboxConfig) else SandboxConfig(**given)
+        return cls(Sandbox(config))
 
     def format_instruction(self, problem: Problem) -> str:
         return (

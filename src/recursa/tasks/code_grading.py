@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,31 @@ from recursa.tasks.code_tests import CodeTest, TestOutcome, run_test
 TestSpec = CodeTest | dict[str, Any]
 
 _DEFAULT: Sandbox | None = None
+
+
+_OPEN = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
+_CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
+_PYTHON = {"", "python", "py", "python3"}
+
+
+def extract_code(text: str) -> str | None:
+    """The body of the last non-empty fenced block marked python (or unmarked). One pass over
+    the lines, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
+    blocks: list[str] = []
+    body: list[str] | None = None
+    language = ""
+    for line in text.splitlines():
+        if body is None:
+            opened = _OPEN.match(line)
+            if opened:
+                body, language = [], opened.group(1).lower()
+        elif _CLOSE.match(line):
+            if language in _PYTHON and "".join(body).strip():
+                blocks.append("\n".join(body))
+            body = None
+        else:
+            body.append(line)
+    return blocks[-1].rstrip() + "\n" if blocks else None
 
 
 def default_sandbox() -> Sandbox:
@@ -53,8 +79,6 @@ async def grade_code_async(
     """Score 1.0 when the completion's program passes every test, else 0.0; `detail`
     names the first failing test. Never raises. With `extract=False` the completion is
     the program itself."""
-    from recursa.tasks.code import extract_code
-
     if not isinstance(completion, str):
         return not_text(completion)
     code = extract_code(completion) if extract else completion
@@ -125,4 +149,11 @@ async def output_signature(
     return f"outputs:{digest}"
 
 
-__all__ = ["Status", "as_tests", "grade_code", "grade_code_async", "output_signature"]
+__all__ = [
+    "Status",
+    "as_tests",
+    "extract_code",
+    "grade_code",
+    "grade_code_async",
+    "output_signature",
+]

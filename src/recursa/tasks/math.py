@@ -7,7 +7,8 @@ import os
 import re
 import threading
 
-from recursa.tasks.base import Grade, Problem, Task, no_reference, not_text
+from recursa.tasks.base import Grade, Problem, RowSkip, Task, no_reference, not_text, text_of
+from recursa.tasks.math_worker import math_verify_here, verify_in_child
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -62,19 +63,6 @@ def math_key(answer: str) -> str:
     return s.rstrip(".")
 
 
-def math_verify_here(gold: str, target: str) -> bool:
-    """math-verify in this thread, with its default time limits (main thread only: they use
-    `signal.alarm`). A time limit hit or a parse failure counts as not equal."""
-    from math_verify import parse, verify
-
-    try:
-        g = parse(f"${gold}$")
-        t = parse(f"${target}$")
-        return bool(g) and bool(t) and bool(verify(g, t))
-    except Exception:  # math-verify raises many kinds on adversarial input; never propagate
-        return False
-
-
 #: Answers whose parsing or comparison may build huge numbers (powers, factorials, binomials).
 #: On the main thread math-verify's `signal.alarm` limit usually stops them, but an alarm that
 #: lands in a finaliser or a garbage-collector callback is swallowed and the work goes on, so
@@ -90,8 +78,6 @@ def _math_verify_equal(gold: str, target: str) -> bool:
     main = threading.current_thread() is threading.main_thread()
     if os.name != "posix" or (main and not heavy):
         return math_verify_here(gold, target)
-    from recursa.tasks.math_worker import verify_in_child
-
     return bool(verify_in_child(gold, target))
 
 
@@ -152,6 +138,13 @@ def grade_math(completion: str, reference: object) -> Grade:
 class MathTask(Task):
     name = "math"
     answer_format = "the final answer within \\boxed{}"
+    ability = "math"
+
+    def check_problem(self, problem: Problem) -> Problem:
+        problem = super().check_problem(problem)
+        if error := math_reference_error(text_of(problem.answer)):
+            raise RowSkip(error)
+        return problem
 
     def format_instruction(self, problem: Problem) -> str:
         return "Reason step by step, and put your final answer within \\boxed{}."

@@ -6,7 +6,17 @@ import re
 import string
 from collections.abc import Sequence
 
-from recursa.tasks.base import Grade, Problem, Task, no_reference, normalize_text, not_text
+from recursa.tasks.base import (
+    Grade,
+    Problem,
+    RowSkip,
+    Task,
+    no_reference,
+    normalize_text,
+    not_text,
+    reference_type_error,
+    text_of,
+)
 from recursa.tasks.math import extract_boxed
 
 _LETTER = re.compile(r"^\(?([A-Za-z])\)?(?:[.):\s]|$)")
@@ -61,6 +71,21 @@ def _options(problem: Problem) -> list[str] | None:
 class MultipleChoiceTask(Task):
     name = "mcq"
     answer_format = "the letter of the correct option within \\boxed{}"
+    ability = "multiple_choice"
+
+    def check_problem(self, problem: Problem) -> Problem:
+        """Question text and an option letter as the reference (stored upper-case)."""
+        if not problem.question.strip():
+            raise RowSkip("no question text")
+        if error := reference_type_error(problem.answer):
+            raise RowSkip(error)
+        letter = text_of(problem.answer).upper()
+        options = problem.meta.get("options")
+        count = len(options) if isinstance(options, (list, tuple)) and options else 26
+        if len(letter) != 1 or letter not in string.ascii_uppercase[:count]:
+            raise RowSkip(f"multiple-choice answer {problem.answer!r} is not an option letter")
+        problem.answer = letter
+        return problem
 
     def problem_text(self, problem: Problem) -> str:
         options = problem.meta.get("options")

@@ -6,21 +6,24 @@ Majority voting uses normalised exact string equality: these answers are order-s
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from recursa.tasks.base import (
     Grade,
     Problem,
+    RowSkip,
     Task,
     no_answer,
     no_reference,
     normalize_text,
     not_text,
+    reference_type_error,
+    text_of,
 )
+from recursa.tasks.rg_worker import score_in_child
 
 _TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
 
@@ -50,6 +53,16 @@ def extract_tagged(text: str) -> str | None:
     return None
 
 
+def parse_entry(value: Any) -> dict[str, Any] | None:
+    """A Reasoning Gym entry: a dict, or the JSON string verl files carry."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return dict(value) if isinstance(value, Mapping) else None
+
+
 def _entry(meta: dict[str, Any]) -> dict[str, Any] | None:
     entry = meta.get("entry")
     if isinstance(entry, str):
@@ -60,52 +73,10 @@ def _entry(meta: dict[str, Any]) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-#: Datasets whose scorers compare against tuple-of-tuples grids in the entry's metadata; an
-#: entry that went through JSON holds lists instead, and a correct answer would score 0.05.
-_TUPLE_GRID_DATASETS = frozenset({"arc_agi", "rearc"})
-
-
-def _tuple_grid(value: Any) -> Any:
-    if isinstance(value, list) and all(isinstance(row, (list, tuple)) for row in value):
-        return tuple(tuple(row) for row in value)
-    return value
-
-
-def restore_entry(dataset_name: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """Undo what a JSON round trip changed in an entry where the task's scorer cares."""
-    if dataset_name not in _TUPLE_GRID_DATASETS or not isinstance(entry.get("metadata"), dict):
-        return entry
-    metadata = dict(entry["metadata"])
-    for key in ("input", "output"):
-        if key in metadata:
-            metadata[key] = _tuple_grid(metadata[key])
-    return {**entry, "metadata": metadata}
-
-
-@functools.cache
-def score_answer_fn(dataset_name: str) -> Callable[[str | None, dict[str, Any]], float]:
-    """The dataset's `score_answer`, built once (some datasets load data files to build)."""
-    import reasoning_gym
-
-    fn: Callable[[str | None, dict[str, Any]], float] = reasoning_gym.get_score_answer_fn(
-        dataset_name
-    )
-    return fn
-
-
-def score_here(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
-    """The task's own `score_answer`, in this process (raises on unknown datasets, like
-    reasoning_gym does). Only the scoring helper process calls this: scorers may evaluate
-    the answer as code."""
-    return float(score_answer_fn(dataset_name)(answer, restore_entry(dataset_name, entry)))
-
-
 def score_with_reasoning_gym(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
     """The task's own score of an untrusted answer, computed in a helper process that lets
     no answer run code and stops a scorer that runs too long (`rg_worker`); raises
     ScorerFailed when the scorer raised or ran out of time."""
-    from recursa.tasks.rg_worker import score_in_child
-
     return score_in_child(dataset_name, answer, entry)
 
 
@@ -132,6 +103,21 @@ def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]
 class ReasoningGymTask(Task):
     name = "rg"
     answer_format = "the final answer between <answer></answer> tags"
+    ability = "reasoning"
+
+    def check_problem(self, problem: Problem) -> Problem:
+        """Question text, and the generator's entry (scored by its own scorer) or an answer."""
+        if not problem.question.strip():
+            raise RowSkip("no question text")
+        meta = problem.meta
+        entry = parse_entry(meta.get("entry"))
+        if entry is None and (error := reference_type_error(problem.answer)):
+            raise RowSkip(error)
+        if meta.get("entry") is not None and entry is None:
+            raise RowSkip("its Reasoning Gym entry is not a JSON object")
+        if not (meta.get("dataset_name") and entry is not None) and not text_of(problem.answer):
+            raise RowSkip("a Reasoning Gym row needs dataset_name and entry, or an answer")
+        return problem
 
     def format_instruction(self, problem: Problem) -> str:
         # No filled-in example: a model (or the mock) may copy "<answer>your answer</answer>"

@@ -10,6 +10,8 @@ Protocol: `[dataset_name, answer, entry]` in, the score out (or `["error", Excep
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from recursa.tasks.helper import HelperProcess, serve
@@ -41,9 +43,47 @@ def score_in_child(
     return float(reply)
 
 
-def _handle(request: list[Any]) -> float:
-    from recursa.tasks.reasoning_gym import score_here
+#: Datasets whose scorers compare against tuple-of-tuples grids in the entry's metadata; an
+#: entry that went through JSON holds lists instead, and a correct answer would score 0.05.
+_TUPLE_GRID_DATASETS = frozenset({"arc_agi", "rearc"})
 
+
+def _tuple_grid(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(row, (list, tuple)) for row in value):
+        return tuple(tuple(row) for row in value)
+    return value
+
+
+def restore_entry(dataset_name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Undo what a JSON round trip changed in an entry where the task's scorer cares."""
+    if dataset_name not in _TUPLE_GRID_DATASETS or not isinstance(entry.get("metadata"), dict):
+        return entry
+    metadata = dict(entry["metadata"])
+    for key in ("input", "output"):
+        if key in metadata:
+            metadata[key] = _tuple_grid(metadata[key])
+    return {**entry, "metadata": metadata}
+
+
+@functools.cache
+def score_answer_fn(dataset_name: str) -> Callable[[str | None, dict[str, Any]], float]:
+    """The dataset's `score_answer`, built once (some datasets load data files to build)."""
+    import reasoning_gym
+
+    fn: Callable[[str | None, dict[str, Any]], float] = reasoning_gym.get_score_answer_fn(
+        dataset_name
+    )
+    return fn
+
+
+def score_here(answer: str, dataset_name: str, entry: dict[str, Any]) -> float:
+    """The task's own `score_answer`, in this process (raises on unknown datasets, like
+    reasoning_gym does). Only the scoring helper process calls this: scorers may evaluate
+    the answer as code."""
+    return float(score_answer_fn(dataset_name)(answer, restore_entry(dataset_name, entry)))
+
+
+def _handle(request: list[Any]) -> float:
     name, answer, entry = request
     return score_here(str(answer), str(name), dict(entry))
 
