@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recursa import Dispatcher, Engine, Problem, RSAConfig, evaluate
+from recursa import Dispatcher, Engine, Problem, RSAConfig, current_problem, evaluate
 from recursa.backends import create_backend
 from recursa.backends.base import Backend, Completion, GenerationRequest
 from recursa.backends.mock import MockBackend
@@ -108,7 +108,9 @@ class _SlowFirst(Backend):
 
     async def generate(self, request: GenerationRequest) -> Completion:
         await asyncio.sleep(0.05 if request.meta["problem_id"] == "p0" else 0)
-        return Completion(f"\\boxed{{{request.meta['reference']}}}", "stop", 10, 5)
+        context = current_problem()  # the engine's problem, in this process (no meta needed)
+        assert context is not None and context.reference is not None
+        return Completion(f"\\boxed{{{context.reference}}}", "stop", 10, 5)
 
 
 def test_problem_records_are_streamed_then_put_in_dataset_order(

@@ -94,7 +94,7 @@ def test_mock_runs_are_identical_for_the_same_seed(capsys: pytest.CaptureFixture
         (["--temperature", "-0.5"], 2, "temperature"),
         (["--max-tokens", "0"], 2, "max_tokens"),
         (["-n", "many"], 2, "invalid int value"),
-        (["--task", "poetry"], 2, "invalid choice"),
+        (["--task", "poetry"], 2, "unknown task 'poetry'; choose one of general, math"),
         (["--backend", "llamacpp", "--model", "/nonexistent/model.gguf"], 2, "does not exist"),
         (["--backend", "openai"], 2, "--base-url"),
         (

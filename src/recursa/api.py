@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from recursa.backends import Backend, Dispatcher, create_backend
-from recursa.config import BackendConfig, RSAConfig, build_configs
+from recursa.config import BackendConfig, RSAConfig, build_configs, merge_settings
 from recursa.engine import Engine, GenerationCallback, StepCallback
 from recursa.result import SolveResult
 from recursa.tasks import Problem, Task
@@ -16,13 +16,7 @@ def make_configs(
     rsa: RSAConfig | None, backend: BackendConfig | None, settings: dict[str, Any]
 ) -> tuple[RSAConfig, BackendConfig]:
     """Merge config objects with flat keyword settings (keywords win)."""
-    values: dict[str, Any] = {}
-    if rsa is not None:
-        values.update(rsa.model_dump(exclude_unset=True))
-    if backend is not None:
-        values.update(backend.model_dump(exclude_unset=True))
-    values.update(settings)
-    return build_configs(values)
+    return build_configs(merge_settings([rsa, backend], settings))
 
 
 async def solve_async(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -252,19 +253,42 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return str(problem)
 
 
-def build_configs(values: dict[str, Any]) -> tuple[RSAConfig, BackendConfig]:
+def merge_settings(given: Iterable[BaseModel | None], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The one way settings combine: the fields set in the given models, in order, then the
+    flat `values` on top (the library's keywords, a command's config file and flags)."""
+    merged: dict[str, Any] = {}
+    for model in given:
+        if model is not None:
+            merged.update(model.model_dump(exclude_unset=True))
+    merged.update(values)
+    return merged
+
+
+def backend_setting_names() -> set[str]:
+    """Names a flat mapping may use for backend settings: shared fields and options."""
+    return _field_names(BackendConfig) | backend_option_names()
+
+
+def backend_config(values: Mapping[str, Any]) -> BackendConfig:
+    """The BackendConfig from the backend settings among flat `values` (others ignored)."""
+    names = backend_setting_names()
+    try:
+        return BackendConfig(**{k: v for k, v in values.items() if k in names})
+    except ValidationError as exc:
+        raise UsageError(validation_message(exc)) from exc
+
+
+def build_configs(values: Mapping[str, Any]) -> tuple[RSAConfig, BackendConfig]:
     """Split a flat mapping between the two models; unknown names and bad values are errors."""
     rsa_fields = _field_names(RSAConfig)
-    backend_fields = _field_names(BackendConfig) | backend_option_names()
-    unknown = sorted(set(values) - rsa_fields - backend_fields)
+    unknown = sorted(set(values) - rsa_fields - backend_setting_names())
     if unknown:
         raise UsageError(f"unknown setting {unknown[0]!r}")
     try:
         rsa = RSAConfig(**{k: v for k, v in values.items() if k in rsa_fields})
-        backend = BackendConfig(**{k: v for k, v in values.items() if k in backend_fields})
     except ValidationError as exc:
         raise UsageError(validation_message(exc)) from exc
-    return rsa, backend
+    return rsa, backend_config(values)
 
 
 def validation_message(exc: ValidationError) -> str:

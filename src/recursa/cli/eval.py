@@ -55,10 +55,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    values = settings_from_args(args)
-    for name in EvalConfig.model_fields:
-        if name in vars(args):
-            values[name] = getattr(args, name)
+    values = settings_from_args(args, extra=EvalConfig.model_fields)
     # Sandbox settings: a config file may hold them flat (flag names) or under `sandbox:`;
     # flags override either, one setting at a time.
     nested = values.pop("sandbox", None)

@@ -6,6 +6,7 @@ import argparse
 import os
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr
@@ -15,10 +16,11 @@ from recursa.benchmarks import BENCHMARKS
 from recursa.config import (
     BackendConfig,
     RSAConfig,
-    backend_option_names,
+    backend_setting_names,
     build_configs,
     load_config_file,
 )
+from recursa.errors import UsageError
 from recursa.final_selection import SELECTIONS
 from recursa.registry import Registry
 from recursa.runs.methods import METHODS
@@ -121,16 +123,40 @@ def add_settings_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = f
     )
 
 
-def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Config file values, then flags on top, then OPENAI_API_KEY if no key was given."""
-    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    fields = set(RSAConfig.model_fields) | set(BackendConfig.model_fields) | backend_option_names()
-    for name in fields:
+def read_settings(
+    args: argparse.Namespace,
+    names: Iterable[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    file_names_only: bool = False,
+    command: str = "",
+) -> dict[str, Any]:
+    """The one settings path of every command: the --config file's values, the flags the
+    user typed on top (flag defaults are suppressed, so only typed ones are seen), then
+    environment variables (`env`: setting -> variable) for settings still unset. With
+    `file_names_only`, a config-file setting outside `names` is an error."""
+    config = getattr(args, "config", None)
+    values: dict[str, Any] = load_config_file(config) if config else {}
+    known = set(names)
+    if file_names_only:
+        unknown = sorted(set(values) - known)
+        if unknown:
+            where = f" for recursa {command}" if command else ""
+            raise UsageError(f"unknown setting {unknown[0]!r}{where}")
+    for name in known:
         if name in vars(args):
             values[name] = getattr(args, name)
-    if values.get("api_key") is None and os.environ.get("OPENAI_API_KEY"):
-        values["api_key"] = os.environ["OPENAI_API_KEY"]
+    for name, variable in (env or {}).items():
+        if values.get(name) is None and os.environ.get(variable):
+            values[name] = os.environ[variable]
     return values
+
+
+def settings_from_args(args: argparse.Namespace, extra: Iterable[str] = ()) -> dict[str, Any]:
+    """Solve-like commands: RSA and backend settings (plus `extra` names), OPENAI_API_KEY
+    when no key was given."""
+    names = set(RSAConfig.model_fields) | backend_setting_names() | set(extra)
+    return read_settings(args, names, env={"api_key": "OPENAI_API_KEY"})
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[RSAConfig, BackendConfig]:

@@ -7,8 +7,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from recursa.cli.options import add_model_flags
-from recursa.config import BackendConfig, load_config_file, validation_message
+from recursa.cli.options import add_backend_flags, add_model_flags, read_settings
+from recursa.config import (
+    BackendConfig,
+    backend_config,
+    backend_setting_names,
+    validation_message,
+)
 from recursa.errors import UsageError
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,7 +52,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_model_flags(build.add_argument_group("data settings"), BuildSettings)
-    add_model_flags(build.add_argument_group("backend settings"), BackendConfig)
+    add_backend_flags(build)
     _config_flag(build)
     build.set_defaults(run=run, rl_run=run_build)
 
@@ -80,17 +85,10 @@ def register(sub: Any) -> None:
 
 def settings_values(args: argparse.Namespace, *models: type[BaseModel]) -> dict[str, Any]:
     """Config file values with the flags the user typed on top; unknown names are errors."""
-    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     names: set[str] = set()
     for model in models:
-        names |= set(model.model_fields)
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise UsageError(f"unknown setting {unknown[0]!r}")
-    for name in names:
-        if name in vars(args):
-            values[name] = getattr(args, name)
-    return values
+        names |= backend_setting_names() if model is BackendConfig else set(model.model_fields)
+    return read_settings(args, names, file_names_only=True)
 
 
 def build_settings(model: type[M], values: dict[str, Any]) -> M:
@@ -116,7 +114,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     values = settings_values(args, BuildSettings, BackendConfig)
     settings = build_settings(BuildSettings, values)
-    backend = build_settings(BackendConfig, values)
+    backend = backend_config(values)
     result = build_data(settings, backend, quiet=args.quiet)
     print(
         f"wrote {result.train_rows} training and {result.val_rows} validation rows "

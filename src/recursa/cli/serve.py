@@ -9,8 +9,8 @@ import socket
 import sys
 from typing import Any
 
-from recursa.cli.options import add_model_flags
-from recursa.config import BackendConfig, RSAConfig, load_config_file
+from recursa.cli.options import add_model_flags, read_settings
+from recursa.config import BackendConfig, RSAConfig
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
 from recursa.serve.settings import ServeSettings
 
@@ -60,19 +60,14 @@ def register(sub: Any) -> None:
 
 def serve_configs(args: argparse.Namespace) -> tuple[ServeSettings, RSAConfig, BackendConfig]:
     """Config file, then flags, then the key variables: the proxy's three settings models."""
-    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     serve_fields = set(ServeSettings.model_fields)
-    known = serve_fields | RSA_FIELDS | UPSTREAM_FIELDS
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UsageError(f"unknown setting {unknown[0]!r} for recursa serve")
-    for name in known:
-        if name in vars(args):
-            values[name] = getattr(args, name)
-    if values.get("upstream_api_key") is None and os.environ.get("OPENAI_API_KEY"):
-        values["upstream_api_key"] = os.environ["OPENAI_API_KEY"]
-    if values.get("api_key") is None and os.environ.get("RECURSA_API_KEY"):
-        values["api_key"] = os.environ["RECURSA_API_KEY"]
+    values = read_settings(
+        args,
+        serve_fields | RSA_FIELDS | UPSTREAM_FIELDS,
+        env={"upstream_api_key": "OPENAI_API_KEY", "api_key": "RECURSA_API_KEY"},
+        file_names_only=True,
+        command="serve",
+    )
     settings = ServeSettings(**{k: v for k, v in values.items() if k in serve_fields})
     rsa = RSAConfig(**{k: v for k, v in values.items() if k in RSA_FIELDS})
     upstream = BackendConfig(

@@ -21,7 +21,13 @@ from typing import IO, Any, Protocol, cast
 from pydantic import ValidationError
 
 from recursa.backends import Backend, Dispatcher, create_backend
-from recursa.config import BackendConfig, RSAConfig, build_configs, validation_message
+from recursa.config import (
+    BackendConfig,
+    RSAConfig,
+    build_configs,
+    merge_settings,
+    validation_message,
+)
 from recursa.engine import Engine
 from recursa.errors import RecursaError, UsageError
 from recursa.final_selection import SELECTIONS
@@ -108,17 +114,13 @@ def resolve_settings(
     """Flat settings (RSA, backend and evaluation names) into the three models, with the
     method's N, K, T applied."""
     eval_names = set(EvalConfig.model_fields)
-    eval_values = evaluation.model_dump(exclude_unset=True) if evaluation else {}
-    eval_values.update({k: v for k, v in settings.items() if k in eval_names})
+    mine = {k: v for k, v in settings.items() if k in eval_names}
     try:
-        ev = EvalConfig(**eval_values)
+        ev = EvalConfig(**merge_settings([evaluation], mine))
     except ValidationError as exc:
         raise UsageError(validation_message(exc)) from exc
-    values: dict[str, Any] = {}
-    for given in (rsa, backend_config):
-        if given is not None:
-            values.update(given.model_dump(exclude_unset=True))
-    values.update({k: v for k, v in settings.items() if k not in eval_names})
+    rest = {k: v for k, v in settings.items() if k not in eval_names}
+    values = merge_settings([rsa, backend_config], rest)
     cfg, bcfg = build_configs(apply_method(ev.method, values, ev.budget))
     return cfg, bcfg, ev
 
