@@ -261,13 +261,15 @@ class Engine:
         if keys is not None:
             for candidate, key in zip(population, keys, strict=True):
                 candidate.vote_key = key
-        top = ranked_clusters(state.task, population, cfg.seed, pid)[0]
+        clusters = ranked_clusters(state.task, population, cfg.seed, pid)
+        top = clusters[0]
         result = StepResult(
             step=step,
             candidates=population,
             agreement=len(top.members) / len(population),
             majority_answer=top.answer,
             majority_key=population[top.members[0]].vote_key,
+            ranked=[c.members for c in clusters],
         )
         earlier = state.steps[-1] if state.steps else None
         if not self.keep_history and state.steps:
@@ -307,8 +309,8 @@ class Engine:
 
     async def _finish(self, state: _State) -> SolveResult:
         cfg = self.config
-        final = state.steps[-1].candidates
-        selected = await self.selection.select(_SelectionRun(self, state, final))
+        last = state.steps[-1]
+        selected = await self.selection.select(_SelectionRun(self, state, last))
         chosen = selected.candidate
         return SolveResult(
             problem_id=state.problem.id,
@@ -394,11 +396,12 @@ class _SelectionRun:
     """The `SelectionContext` of one problem: the engine's generation path for a selection's
     own model calls."""
 
-    def __init__(self, engine: Engine, state: _State, candidates: list[Candidate]) -> None:
+    def __init__(self, engine: Engine, state: _State, last: StepResult) -> None:
         self.engine = engine
         self.task = state.task
         self.problem = state.problem
-        self.candidates = candidates
+        self.candidates = last.candidates
+        self.ranked = last.ranked
         self.seed = engine.config.seed
         self.settings = engine.config
         self.context_tokens = engine.context_tokens

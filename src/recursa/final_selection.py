@@ -30,6 +30,8 @@ class SelectionContext(Protocol):
     task: Task
     problem: Problem
     candidates: list[Candidate]
+    #: The last population's answer clusters (member indices, largest first; ties broken).
+    ranked: list[list[int]]
     seed: int
     #: The context window (None when unknown).
     context_tokens: int | None
@@ -90,6 +92,8 @@ class MajoritySelection(Selection):
     name = "majority"
 
     async def select(self, context: SelectionContext) -> Selected:
+        if context.ranked:  # the engine clustered this population already
+            return Selected(context.candidates[context.ranked[0][0]])
         chosen, _ = majority_vote(
             context.task, context.candidates, context.seed, context.problem.id
         )

@@ -37,6 +37,9 @@ class StepResult:
     majority_answer: str | None = None
     #: The majority cluster's vote key when the task computes keys (code), else None.
     majority_key: str | None = None
+    #: The answer clusters' member indices, largest first (ties broken as the vote breaks
+    #: them): computed once by the engine, reused by grading and the final selection.
+    ranked: list[list[int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -65,20 +65,24 @@ async def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) 
     (`grade_async`): code problems run their tests in the sandbox without blocking the loop."""
     grades = await asyncio.gather(*(task.grade_async(problem, c.text) for c in step.candidates))
     correct = [g.correct for g in grades]
-    clusters = ranked_clusters(task, step.candidates, seed, problem.id)
-    top = clusters[0]
+    if step.ranked:  # the engine's clusters of this population
+        ranked, majority = step.ranked, step.majority_answer
+    else:
+        clusters = ranked_clusters(task, step.candidates, seed, problem.id)
+        ranked, majority = [c.members for c in clusters], clusters[0].answer
+    top = ranked[0]
     return StepRecord(
         step=step.step,
         answers=[c.answer for c in step.candidates],
         scores=[g.score for g in grades],
         correct=correct,
         reasons=[g.reason for g in grades],
-        majority_answer=top.answer,
-        majority_correct=correct[top.members[0]],
-        agreement=len(top.members) / len(step.candidates),
+        majority_answer=majority,
+        majority_correct=correct[top[0]],
+        agreement=len(top) / len(step.candidates),
         prompt_tokens=[c.prompt_tokens for c in step.candidates],
         completion_tokens=[c.completion_tokens for c in step.candidates],
-        extra=task.step_metrics(correct, [c.members for c in clusters]),
+        extra=task.step_metrics(correct, ranked),
     )
 
 
