@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from recursa.backends.mock import MockBackend
+from tests.helpers.mock_engine import MockRun
+from tests.helpers.mock_engine import mock_backend as build_mock_backend
+from tests.helpers.mock_engine import mock_engine as build_mock_engine
+from tests.helpers.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +91,16 @@ def ray_local() -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+def mock_engine() -> Callable[..., MockRun]:
+    """Build an engine over the mock backend (tests.helpers.mock_engine.mock_engine): the one
+    way tests make one, e.g. `mock_engine(script, RSAConfig(n=3, k=2, t=1, task="math"))`."""
+    return build_mock_engine
+
+
+@pytest.fixture
+def mock_backend() -> Callable[..., MockBackend]:
+    """Build a MockBackend (scripted, or the simulated model with accuracy/quality)."""
+    return build_mock_backend
