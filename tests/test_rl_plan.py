@@ -52,10 +52,8 @@ def dry_run(tmp_path: Path, model: Path, *flags: str) -> tuple[int, str, str]:
     data = tiny_data(tmp_path / "data")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(
-            ["rl", "train", "--data", str(data), "--model", str(model)]
-            + ["--out", str(tmp_path / "run"), "--dry-run", *flags]
-        )
+        args = ["rl", "train", "--data", str(data), "--model", str(model)]
+        code = main([*args, "--out", str(tmp_path / "run"), "--dry-run", *flags])
     return code, out.getvalue(), err.getvalue()
 
 
@@ -151,10 +149,8 @@ def test_a_generation_batch_that_splits_groups_is_one_sentence(
 def test_a_gguf_policy_with_use_vllm_is_refused(
     tmp_path: Path, bundled_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        ["rl", "train", "--data", str(tiny_data(tmp_path / "d")), "--model", str(bundled_model)]
-        + ["--out", str(tmp_path / "o"), "--use-vllm", "--dry-run"]
-    )
+    args = ["rl", "train", "--data", str(tiny_data(tmp_path / "d")), "--model", str(bundled_model)]
+    code = main([*args, "--out", str(tmp_path / "o"), "--use-vllm", "--dry-run"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert "a GGUF policy cannot be sampled by TRL's vLLM" in err
