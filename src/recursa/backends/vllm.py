@@ -8,8 +8,14 @@ with the model's tokenizer and sent as token ids, so the prompt length is exact;
 context length (`max_model_len`) drives the context policy, and `max_tokens` is capped so that
 prompt plus answer always fit.
 
+Supported: vLLM 0.10 to 0.33 (V1 `AsyncLLM`, and 0.10's V0 `AsyncLLMEngine`). Where the
+releases differ, the backend follows the installed one: errors are classified by class name
+(`vllm_errors.py`), token ids go in as `vllm.inputs.tokens_input` where it exists (0.26+),
+only the final output is requested where `RequestOutputKind` exists.
+
 vllm is imported only by `from_config`, i.e. only when this backend is chosen; the engine
-object is injected, so tests drive the backend with a fake of the same interface.
+object is injected, so tests drive the backend with a fake that follows vLLM's source
+(tests/fake_vllm.py).
 """
 
 from __future__ import annotations
