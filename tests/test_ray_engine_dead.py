@@ -95,3 +95,20 @@ def test_a_dead_engine_restarts_its_replica_and_the_request_is_served_elsewhere(
     assert sum(s["served"] for s in stats) == 6  # every completion arrived exactly once
     assert back, "Ray did not restart the replica whose engine died"
     assert Path(marker).exists()
+
+
+@pytest.mark.ray
+def test_a_replica_knows_it_runs_in_a_ray_actor(ray_local: Any) -> None:
+    """engine_args' `under_ray` comes from the Ray runtime context of the actor process."""
+    from recursa.backends.vllm import in_ray_actor
+
+    class Probe:
+        def inside(self) -> bool:
+            from recursa.backends.vllm import in_ray_actor
+
+            return in_ray_actor()
+
+    actor = ray_local.remote(Probe).remote()
+    assert ray_local.get(actor.inside.remote(), timeout=60) is True
+    assert in_ray_actor() is False  # the driver
+    ray_local.kill(actor)

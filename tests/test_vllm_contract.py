@@ -284,3 +284,55 @@ def test_a_replica_whose_engine_died_exits_its_process() -> None:
     assert proc.returncode == ENGINE_DEAD_EXIT, proc.stderr
     assert proc.stdout == ""  # no reply was sent: the driver sees the actor die
     assert "exits for a restart" in proc.stderr and "EngineDeadError" in proc.stderr
+
+
+# -- from_config against the installed release's modules ------------------------------------------
+def fake_vllm_modules(monkeypatch: pytest.MonkeyPatch, *, modern: bool) -> list[dict[str, Any]]:
+    """`vllm`, `vllm.inputs` and `vllm.sampling_params` as 0.26+ (modern) or 0.10 lay them out."""
+    import types
+
+    built: list[dict[str, Any]] = []
+
+    class AsyncEngineArgs:
+        def __init__(self, **kwargs: Any) -> None:
+            built.append(kwargs)
+
+    class AsyncLLMEngine:
+        @staticmethod
+        def from_engine_args(args: Any) -> fv.FakeEngine:
+            return fv.FakeEngine()
+
+    vllm = types.ModuleType("vllm")
+    inputs = types.ModuleType("vllm.inputs")
+    sampling = types.ModuleType("vllm.sampling_params")
+    if modern:
+        inputs.tokens_input = fv.tokens_input  # type: ignore[attr-defined]
+    sampling.RequestOutputKind = fv.RequestOutputKind  # type: ignore[attr-defined]
+    vllm.AsyncEngineArgs = AsyncEngineArgs  # type: ignore[attr-defined]
+    vllm.AsyncLLMEngine = AsyncLLMEngine  # type: ignore[attr-defined]
+    vllm.SamplingParams = fv.SamplingParams  # type: ignore[attr-defined]
+    vllm.inputs = inputs  # type: ignore[attr-defined]
+    vllm.sampling_params = sampling  # type: ignore[attr-defined]
+    for name, module in (
+        ("vllm", vllm),
+        ("vllm.inputs", inputs),
+        ("vllm.sampling_params", sampling),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    return built
+
+
+@pytest.mark.parametrize("modern", [True, False])
+def test_from_config_follows_the_installed_release(
+    monkeypatch: pytest.MonkeyPatch, modern: bool
+) -> None:
+    from recursa.backends.vllm import from_config
+
+    built = fake_vllm_modules(monkeypatch, modern=modern)
+    b = from_config(BackendConfig(backend="vllm", model="m", tensor_parallel_size=2))
+    assert built == [{"model": "m", "enable_prefix_caching": True, "tensor_parallel_size": 2}]
+    run(b.generate(req()))
+    engine = b.engine
+    prompt, params, _ = engine.calls[0]
+    assert ("type" in prompt) is modern  # tokens_input on 0.26+, the raw dict before
+    assert params.output_kind is fv.RequestOutputKind.FINAL_ONLY
