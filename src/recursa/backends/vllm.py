@@ -24,7 +24,7 @@ import contextlib
 import inspect
 import itertools
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 SamplingFactory = Callable[..., Any]
 #: Token ids -> the prompt object `engine.generate` takes.
 PromptInput = Callable[[list[int]], Any]
+
+
+@contextlib.asynccontextmanager
+async def _no_close() -> AsyncIterator[None]:
+    yield
 
 
 def raw_token_prompt(ids: list[int]) -> dict[str, Any]:
@@ -153,7 +158,8 @@ class VLLMBackend(Backend):
             params = self._params(request, len(ids))
             stream = self.engine.generate(self._prompt_input(ids), params, request_id)
             # Closing the stream (on cancellation too) lets vLLM abort the request.
-            async with contextlib.aclosing(stream):
+            closing = contextlib.aclosing(stream) if hasattr(stream, "aclose") else _no_close()
+            async with closing:
                 async for output in stream:
                     final = output
         except (RecursaError, RetryableError):
