@@ -1,6 +1,6 @@
 """A scripted OpenAI-compatible upstream on asyncio, in its own thread, for proxy tests.
 
-Unlike tests/fake_server.py it watches each connection while a response is pending, so it
+Unlike tests/helpers/fake_server.py it watches each connection while a response is pending, so it
 can tell that a client (the proxy) abandoned a request, and it counts requests in flight.
 Every response closes its connection, so end-of-stream from the client while a request is
 pending can only mean the request was abandoned.

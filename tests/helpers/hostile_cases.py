@@ -1,5 +1,5 @@
-"""The hostile-input cases of tests/test_reliability_hostile.py: the files and servers they
-point at (`Env`), the files themselves (`write_files`) and the table (`CASES`)."""
+"""The hostile-input cases of tests/reliability/test_reliability_hostile.py: the files and
+servers they point at (`Env`), the files themselves (`write_files`) and the table (`CASES`)."""
 
 from __future__ import annotations
 

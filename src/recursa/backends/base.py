@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from recursa.config import BackendConfig
 
+from recursa.errors import BackendError
+
 Message = dict[str, str]
 
 
@@ -51,6 +53,11 @@ class RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BackendDeadError(BackendError):
+    """The engine behind a backend is gone for good in this process (vLLM's EngineDeadError):
+    a run ends; a Ray replica exits so that Ray starts a fresh process."""
 
 
 class Backend(abc.ABC):
