@@ -198,12 +198,39 @@ class BackendConfig(BaseModel):
         API key) and the chosen backend's options with their defaults, plus any other options
         given, flat."""
         out = self.model_dump(mode="json", exclude={"api_key", "options"})
-        spec_options = backend_options().get(self.backend)
-        if spec_options is not None:
-            out.update(self.options_for(spec_options).model_dump(mode="json"))
+        for model in self._applying_options():
+            out.update(self.options_for(model).model_dump(mode="json"))
         for name, value in self.options.items():
             out.setdefault(name, value)
         return out
+
+    def _applying_options(self) -> list[type[BackendOptions]]:
+        """The chosen backend's options model, then those of the backends its options name
+        (ray: the engine each replica runs)."""
+        models = backend_options()
+        own = models.get(self.backend)
+        if own is None:
+            return []
+        found = [own]
+        options = self.options_for(own)
+        for name, field in own.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            inner = models.get(str(getattr(options, name))) if extra.get("registry") else None
+            if inner is not None and inner not in found:
+                found.append(inner)
+        return found
+
+
+def resumable_settings() -> frozenset[str]:
+    """Backend settings that change how fast a run goes, not what it produces (a resume may
+    change them): the shared timing and retry settings, and options marked `resumable`."""
+    names = {"concurrency", "timeout", "max_retries", "retry_base_delay", "retry_max_delay"}
+    for model in backend_options().values():
+        for name, field in model.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if extra.get("resumable"):
+                names.add(name)
+    return frozenset(names)
 
 
 def option_owners(models: dict[str, type[BackendOptions]]) -> dict[str, type[BackendOptions]]:

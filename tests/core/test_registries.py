@@ -12,6 +12,7 @@ from recursa.errors import UsageError
 from recursa.final_selection import SELECTIONS
 from recursa.runs.methods import METHODS, apply_method
 from recursa.runs.runner import resolve_settings
+from recursa.runs.settings import resumable_changes
 from recursa.tasks import TASKS
 
 
@@ -91,3 +92,15 @@ def test_backend_options_belong_to_their_backend() -> None:
         build_configs({"mock_speed": 2})
     with pytest.raises(UsageError, match=r"invalid setting mock_quality=1\.5"):
         build_configs({"backend": "mock", "mock_quality": 1.5})
+
+
+def test_a_ray_run_records_its_engines_options_too() -> None:
+    recorded = BackendConfig(backend="ray", engine="mock", replicas=2).recorded()
+    assert (recorded["replicas"], recorded["engine"], recorded["mock_accuracy"]) == (2, "mock", 0.3)
+    assert "n_ctx" not in recorded
+
+
+def test_options_marked_resumable_may_change_on_resume() -> None:
+    changes = resumable_changes()
+    assert {"backend.mock_latency", "backend.n_threads", "backend.replicas"} <= changes
+    assert "backend.mock_accuracy" not in changes and "backend.engine" not in changes

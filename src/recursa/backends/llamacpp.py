@@ -120,7 +120,12 @@ class LlamaCppOptions(BackendOptions):
     """The llamacpp backend's own settings."""
 
     n_ctx: int | None = Field(None, ge=64, description="Context window to allocate (default 8192).")
-    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
+    n_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads (default: all cores).",
+        json_schema_extra={"resumable": True},
+    )
 
 
 def from_config(config: BackendConfig) -> LlamaCppBackend:

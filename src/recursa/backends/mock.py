@@ -205,7 +205,9 @@ class MockBackend(Backend):
 class MockOptions(BackendOptions):
     """The mock backend's own settings."""
 
-    mock_latency: float = Field(0.0, ge=0.0, description="Seconds per request.")
+    mock_latency: float = Field(
+        0.0, ge=0.0, description="Seconds per request.", json_schema_extra={"resumable": True}
+    )
     mock_accuracy: float = Field(
         0.3, ge=0.0, le=1.0, description="Chance a fresh sample is correct."
     )

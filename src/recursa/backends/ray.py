@@ -115,8 +115,14 @@ class RayOptions(BackendOptions):
         None,
         description="Cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001') or 'local' "
         "for a new local instance (default: RAY_ADDRESS, else local).",
+        json_schema_extra={"resumable": True},
     )
-    replicas: int = Field(1, ge=1, description="Engine replicas, one Ray actor each.")
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="Engine replicas, one Ray actor each.",
+        json_schema_extra={"resumable": True},
+    )
     engine: str = Field(
         "vllm",
         description="The backend every replica runs (any registered backend but ray).",
@@ -126,10 +132,16 @@ class RayOptions(BackendOptions):
         None,
         ge=0,
         description="GPUs per replica (default: vllm's tensor x data parallel size, else 0).",
+        json_schema_extra={"resumable": True},
     )
-    replica_cpus: float = Field(1.0, ge=0, description="CPUs reserved per replica.")
+    replica_cpus: float = Field(
+        1.0, ge=0, description="CPUs reserved per replica.", json_schema_extra={"resumable": True}
+    )
     replica_restarts: int = Field(
-        3, ge=-1, description="Times Ray restarts a dead replica (-1: without limit)."
+        3,
+        ge=-1,
+        description="Times Ray restarts a dead replica (-1: without limit).",
+        json_schema_extra={"resumable": True},
     )
 
     @field_validator("engine")

@@ -8,31 +8,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recursa.config import BackendConfig, RSAConfig
+from recursa.config import BackendConfig, RSAConfig, resumable_settings
 from recursa.errors import UsageError
 from recursa.runs.methods import METHODS
 from recursa.sandbox import SandboxConfig
 from recursa.tasks import Problem
 
-#: Settings that change how fast a run goes, not what it produces: a resume may change them.
-RESUMABLE_CHANGES: frozenset[str] = frozenset(
-    {
-        "backend.concurrency",
-        "backend.timeout",
-        "backend.max_retries",
-        "backend.retry_base_delay",
-        "backend.retry_max_delay",
-        "backend.mock_latency",
-        "backend.n_threads",
-        # where Ray replicas run, how many and with what resources: not what they answer
-        "backend.ray_address",
-        "backend.replicas",
-        "backend.replica_gpus",
-        "backend.replica_cpus",
-        "backend.replica_restarts",
-        "eval.sandbox.max_parallel_tests",
-    }
-)
+#: Evaluation settings that change how fast a run goes, not what it produces (with the
+#: backend's, `resumable_settings`): a resume may change them.
+RESUMABLE_EVAL: frozenset[str] = frozenset({"eval.sandbox.max_parallel_tests"})
+
+
+def resumable_changes() -> frozenset[str]:
+    """Every recorded setting a resume may change, as settings.json's dotted keys."""
+    return RESUMABLE_EVAL | {f"backend.{name}" for name in resumable_settings()}
 
 
 class EvalConfig(BaseModel):
@@ -135,8 +124,9 @@ def check_same_run(recorded: dict[str, Any], current: dict[str, Any]) -> None:
     """UsageError naming the first setting in which a resume differs from the recorded run
     (the problems are compared once `current` holds the loaded dataset's fingerprint)."""
     old, new = _flatten(recorded), _flatten(current)
+    resumable = resumable_changes()
     for key in sorted(set(old) | set(new)):
-        if key in RESUMABLE_CHANGES or key.startswith("dataset."):
+        if key in resumable or key.startswith("dataset."):
             continue
         if old.get(key) != new.get(key):
             name = key.split(".", 1)[-1]
