@@ -61,7 +61,6 @@ def test_a_full_score_counts_once_among_partials() -> None:
 def test_a_real_reasoning_gym_near_miss_gets_a_partial_score() -> None:
     pytest.importorskip("reasoning_gym")
     from recursa.benchmarks import load_benchmark
-
     from recursa.tasks import get_task
 
     problem = load_benchmark("rg:futoshiki", size=1, seed=0).problems[0]
