@@ -188,7 +188,6 @@ def test_grading_code_does_not_block_the_other_problems(tmp_path: Path) -> None:
     assert asyncio.run(run()) > 0
 
 
-
 def _is_running(process: psutil.Process) -> bool:
     try:
         return process.status() != psutil.STATUS_ZOMBIE
