@@ -300,6 +300,8 @@ for attempt in (
     finally:
         listener.close()
     assert "connected" not in run.stdout and "succeeded" not in run.stdout
+    # Every attempt ran and was refused: a program that crashed before trying proves nothing.
+    assert run.ok and run.stdout.count("refused") == 3, (run.status, run.stdout)
     assert listener.connections == 0 and listener.received == b""
     assert detail["status"] == Status.WRONG_ANSWER.value
 
