@@ -88,10 +88,14 @@ class EvalConfig(BaseModel):
         description="How code problems run their tests (the 'code sandbox' flags).",
     )
     verify_temperature: float = Field(
-        0.0, ge=0.0, description="self-verify: sampling temperature of the judgements."
+        0.1,
+        ge=0.0,
+        description="self-verify: sampling temperature of the judgements (the reference's).",
     )
     verify_max_tokens: int = Field(
-        16, ge=1, description="self-verify: maximum tokens of one True/False judgement."
+        10,
+        ge=1,
+        description="self-verify: maximum tokens of one True/False judgement (the reference's).",
     )
 
 
