@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import reasoning_gym
 
 from recursa import GenerationRequest, evaluate
@@ -17,7 +18,7 @@ from recursa.backends.mock import MockBackend
 from recursa.config import BackendConfig
 from recursa.rl.rewards import compute_score
 from recursa.runs.metrics import TokenCounts
-from recursa.sandbox import SandboxConfig
+from recursa.sandbox import Sandbox, SandboxConfig
 from recursa.tasks.code_grading import grade_code
 from tests.evalkit import read_jsonl
 
@@ -90,9 +91,10 @@ print(depth(int(sys.stdin.read())))
 """
 
 
-def test_a_depth_5000_recursive_program_passes() -> None:
-    config = SandboxConfig()
+@pytest.mark.parametrize("isolation", ["auto", "process"])
+def test_a_depth_5000_recursive_program_passes(isolation: str) -> None:
+    config = SandboxConfig(isolation=isolation)  # type: ignore[arg-type]
     assert (config.memory_mb, config.test_timeout) == (4096, 6.0)
     tests = [{"input": "5000", "output": "5000", "testtype": "stdin"}]
-    grade = grade_code(f"```python\n{DEEP}```", tests)
+    grade = grade_code(f"```python\n{DEEP}```", tests, sandbox=Sandbox(config))
     assert grade.score == 1.0, grade.reason

@@ -4,11 +4,15 @@ The simulated model answers in the format the prompt asks for (`\\boxed{}`, `<an
 a "Final answer:" line). A fresh sample is correct with probability `accuracy`. When the prompt
 shows candidates (an aggregation prompt), with probability `quality` it aggregates: it returns
 the correct answer if any candidate holds it, else the most common candidate answer; otherwise
-it samples afresh. So `quality` is how much aggregation helps. Asked to judge a candidate
+it samples afresh. So `quality` is how much aggregation helps. A wrong answer is another
+number for a numeric truth, another option letter (A-D) for a letter, so multiple-choice
+runs have wrong answers too. Asked to judge a candidate
 (self-verification, `meta["phase"] == "verify"`), it answers True or False, judging the
-candidate's last answer correctly with probability `quality`. The correct answer is the
-request's `meta["reference"]` when the engine knows it, else a number derived from the problem
-id. Every output is a deterministic function of the request (its seed, key and messages).
+candidate's last answer correctly with probability `quality`. Asked to summarise a candidate
+(`meta["phase"] == "summarize"`), it returns a short summary keeping its last answer. The
+correct answer is the request's `meta["reference"]` when the engine knows it, else a number
+derived from the problem id. Every output is a deterministic function of the request (its
+seed, key and messages).
 """
 
 from __future__ import annotations
