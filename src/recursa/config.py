@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from recursa.errors import UsageError
+from recursa.think import keep_think_alias
 
 TaskName = Literal["general", "math", "rg", "mcq", "code", "arc"]
 SelectionName = Literal["majority", "random"]
@@ -62,12 +63,7 @@ class RSAConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _keep_think_alias(cls, data: Any) -> Any:
-        """The deprecated `keep_think` sets `think` (keep / strip) unless `think` is given."""
-        if isinstance(data, dict) and data.get("keep_think") is not None:
-            data = dict(data)
-            data.setdefault("think", "keep" if data["keep_think"] else "strip")
-            data["keep_think"] = None
-        return data
+        return keep_think_alias(data)
 
     @model_validator(mode="after")
     def _k_within_n(self) -> RSAConfig:

@@ -15,12 +15,22 @@ policy governs it like any other reasoning block.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from recursa.context import Fitted, candidate_budget, fit_candidates, strip_think
 
 ThinkPolicy = Literal["keep", "strip", "auto"]
 THINK_POLICIES: tuple[str, ...] = ("keep", "strip", "auto")
+
+
+def keep_think_alias(data: Any) -> Any:
+    """Settings with the deprecated `keep_think` (True / False) turned into `think` (keep /
+    strip) unless `think` is given; for the settings models' "before" validators."""
+    if isinstance(data, dict) and data.get("keep_think") is not None:
+        data = dict(data)
+        data.setdefault("think", "keep" if data["keep_think"] else "strip")
+        data["keep_think"] = None
+    return data
 
 
 def fit_with_policy(

@@ -35,6 +35,7 @@ from recursa.errors import UsageError
 from recursa.result import Candidate
 from recursa.rl.rows import build_row, mixture, split_validation, write_parquet
 from recursa.tasks import Problem
+from recursa.think import keep_think_alias
 
 TRAIN_FILE = "train.parquet"
 VAL_FILE = "val.parquet"
@@ -92,11 +93,7 @@ class BuildSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _keep_think_alias(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("keep_think") is not None:
-            data = dict(data)
-            data.setdefault("think", "keep" if data["keep_think"] else "strip")
-            data["keep_think"] = None
-        return data
+        return keep_think_alias(data)
 
     @field_validator("source", mode="before")
     @classmethod

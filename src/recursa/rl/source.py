@@ -70,15 +70,7 @@ def load_sources(
     many problems from the source (a seeded sample; for `rg:TASKS` that many generated per
     task, as --size means there). A problem id that another source already used becomes
     `SOURCE#ID`. One entry without a count is `load_source` itself."""
-    if len(entries) == 1 and parse_entry(entries[0])[1] is None:
-        return load_source(
-            entries[0],
-            size=size,
-            limit=limit,
-            seed=seed,
-            run_step=run_step,
-            max_candidates=max_candidates,
-        )
+    single = len(entries) == 1 and parse_entry(entries[0])[1] is None
     problems: list[Problem] = []
     candidates: Candidates = {}
     skipped: list[tuple[int, str]] = []
@@ -89,7 +81,7 @@ def load_sources(
         part = load_source(
             spec,
             size=count if procedural and count is not None else size,
-            limit=None,
+            limit=limit if single else None,
             seed=seed,
             run_step=run_step,
             max_candidates=max_candidates,
@@ -106,6 +98,8 @@ def load_sources(
             problems.append(problem)
     if limit is not None:
         problems = problems[:limit]
+    if single:
+        origins = {}  # one source: rows are named after it, as Source.name says
     name = " + ".join(entries)
     return Source(name, problems, candidates or None, skipped, origins)
 
