@@ -36,10 +36,17 @@ class FakeTokenizer:
         return " ".join(words.get(i, "?") for i in ids)
 
     def apply_chat_template(
-        self, messages: list[dict[str, str]], tokenize: bool, add_generation_prompt: bool
+        self,
+        messages: list[dict[str, str]],
+        tokenize: bool,
+        add_generation_prompt: bool,
+        reasoning_effort: str | None = None,
     ) -> list[int]:
+        """A template variable, as gpt-oss's template reads `reasoning_effort`."""
         assert tokenize and add_generation_prompt
         ids = [1]
+        if reasoning_effort is not None:
+            ids += [5, *self.encode(f"Reasoning: {reasoning_effort}", False), 6]
         for m in messages:
             ids += [2, *self.encode(f"{m['role']}: {m['content']}", False), 3]
         return [*ids, 4]
@@ -120,6 +127,20 @@ def test_request_is_chat_templated_token_ids_with_the_paper_sampling() -> None:
     assert request_id.startswith("p/1/0#")
     assert (out.text, out.finish_reason) == ("so \\boxed{7}", "stop")
     assert (out.prompt_tokens, out.completion_tokens) == (len(expected), 2)
+
+
+def test_a_reasoning_effort_goes_to_the_chat_template() -> None:
+    engine = FakeEngine()
+    asyncio.run(backend(engine).generate(req("what is 3 + 4", reasoning_effort="high")))
+    expected = engine.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "what is 3 + 4"}],
+        tokenize=True,
+        add_generation_prompt=True,
+        reasoning_effort="high",
+    )
+    assert engine.calls[0][0] == {"prompt_token_ids": expected} and 5 in expected
+    asyncio.run(backend(engine).generate(req("what is 3 + 4")))
+    assert 5 not in engine.calls[1][0]["prompt_token_ids"]  # none asked, none sent
 
 
 def test_context_window_comes_from_the_model_config_and_caps_max_tokens() -> None:
