@@ -19,8 +19,10 @@ from recursa.runs.report import steps_table, uses_scores
 from recursa.sandbox import SandboxConfig
 
 BENCHMARK_HELP = (
-    "aime25, hmmt25, supergpqa, arc-agi-2, lcb-v6, rg:TASK[,TASK...], rg-games, rg-cognition, "
-    "or a local .jsonl/.json/.parquet file (LiveCodeBench rows are detected by their columns)"
+    "aime25, hmmt25, supergpqa, arc-agi-2, lcb-v6, deepscaler, rg:TASK[,TASK...], rg-games, "
+    "rg-cognition, paper:NAME (the paper's released file: aime25, hmmt25, rg_games, "
+    "rg_cognition, supergpqa; downloaded and checked by sha256), or a local "
+    ".jsonl/.json/.parquet file (LiveCodeBench rows are detected by their columns)"
 )
 
 
