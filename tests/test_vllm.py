@@ -57,11 +57,13 @@ class FakeEngine:
         self.peak = 0
         self.shut = False
         self.fail: Exception | None = None
+        self.priorities: list[int] = []
 
     async def generate(
-        self, prompt: dict[str, Any], params: dict[str, Any], request_id: str
+        self, prompt: dict[str, Any], params: dict[str, Any], request_id: str, priority: int = 0
     ) -> AsyncIterator[SimpleNamespace]:
         self.calls.append((prompt, params, request_id))
+        self.priorities.append(priority)
         if self.fail is not None:
             raise self.fail
         self.in_flight += 1
@@ -149,6 +151,11 @@ def test_requests_are_submitted_one_by_one_and_run_together() -> None:
     assert engine.peak == 6  # a step's N requests are in flight at once; vLLM batches them
     seeds = {c[1]["seed"] for c in engine.calls}
     assert len(seeds) == 12
+    # every request carries its step as its priority (lower runs first under "priority")
+    assert sorted(engine.priorities) == [1] * 6 + [2] * 6
+    assert all(
+        p == int(c[2].split("/")[1]) for p, c in zip(engine.priorities, engine.calls, strict=True)
+    )
     assert not engine.shut  # a backend passed in is the caller's to close
 
 
@@ -186,6 +193,7 @@ def test_settings_become_engine_args_with_prefix_caching() -> None:
     assert engine_args(cfg) == {
         "model": "Qwen/Qwen3-4B-Instruct-2507",
         "enable_prefix_caching": True,
+        "scheduling_policy": "priority",
         "tensor_parallel_size": 2,
         "data_parallel_size": 4,
         "gpu_memory_utilization": 0.85,
@@ -194,6 +202,7 @@ def test_settings_become_engine_args_with_prefix_caching() -> None:
     assert engine_args(BackendConfig(backend="vllm", model="m")) == {
         "model": "m",
         "enable_prefix_caching": True,
+        "scheduling_policy": "priority",
     }
     with pytest.raises(UsageError, match="needs --model"):
         engine_args(BackendConfig(backend="vllm"))

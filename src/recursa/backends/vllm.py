@@ -121,7 +121,11 @@ class VLLMBackend(Backend):
         request_id = f"{request.key or 'request'}#{next(self._ids)}"
         final: Any = None
         try:
-            async for output in self.engine.generate({"prompt_token_ids": ids}, params, request_id):
+            # With scheduling_policy="priority" (engine_args), lower values run first and are
+            # preempted last: a problem's earlier steps first (the longest chains left).
+            step = int(request.meta.get("step", 0))
+            prompt = {"prompt_token_ids": ids}
+            async for output in self.engine.generate(prompt, params, request_id, priority=step):
                 final = output
         except ValueError as exc:  # vLLM's validation errors (prompt too long, bad params)
             raise BackendError(f"{self.description} refused a request: {exc}") from exc
@@ -153,7 +157,11 @@ def engine_args(config: BackendConfig) -> dict[str, Any]:
     """vLLM `AsyncEngineArgs` keywords from the settings (unset ones keep vLLM's defaults)."""
     if not config.model:
         raise UsageError("the vllm backend needs --model (a Hugging Face name or a local path)")
-    args: dict[str, Any] = {"model": config.model, "enable_prefix_caching": True}
+    args: dict[str, Any] = {
+        "model": config.model,
+        "enable_prefix_caching": True,
+        "scheduling_policy": "priority",
+    }
     for name in (
         "tensor_parallel_size",
         "data_parallel_size",
