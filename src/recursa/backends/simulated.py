@@ -15,7 +15,8 @@ seed and the request's key, so two schedules of the same workload decode the sam
 Completions are short placeholder texts that *declare* their length (and whose they are),
 `<sim-completion tokens=3000 of="p0/1/3"/>`, followed by an answer in every task's format;
 the backend's `count_tokens` counts a declared length as that many tokens, so aggregation
-prompts (which quote K candidates) cost as much prefill as the real ones would, without megabytes of text.
+prompts (which quote K candidates) cost as much prefill as the real ones would, without
+megabytes of text.
 
 With a `MemoryModel` (a KV-cache pool; `recursa.backends.kv_cache`) the engine also does what
 vLLM's scheduler does when memory binds. Before each iteration every running sequence needs
