@@ -74,6 +74,7 @@ class Run:
     real_s: float
     kv: KVStats
     peak_batch: int
+    kv_utilisation: float
 
     @property
     def efficiency(self) -> float:
@@ -121,6 +122,7 @@ def run_once(
         real_s=time.perf_counter() - start,
         kv=sim.kv_stats(),
         peak_batch=sim.peak_batch,
+        kv_utilisation=sim.kv_utilisation(wall),
     )
 
 
@@ -245,6 +247,7 @@ def admission_table(points: Sequence[Point]) -> str:
         "efficiency",
         "peak batch",
         "kv peak",
+        "kv util",
         "preemptions",
         "preempted tokens",
         "preempted share",
@@ -264,6 +267,7 @@ def admission_table(points: Sequence[Point]) -> str:
                     f"{run.efficiency:.3f}",
                     str(run.peak_batch),
                     f"{run.kv.peak_share:.3f}",
+                    f"{run.kv_utilisation:.3f}",
                     f"{run.kv.preemptions:,}",
                     f"{run.kv.preempted_tokens:,}",
                     f"{run.kv.preempted_share:.3f}",

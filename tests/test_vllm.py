@@ -188,6 +188,7 @@ def test_settings_become_engine_args_with_prefix_caching() -> None:
             "data_parallel_size": 4,
             "gpu_memory_utilization": 0.85,
             "max_model_len": 40960,
+            "max_num_seqs": 256,
         }
     )
     assert engine_args(cfg) == {
@@ -198,6 +199,7 @@ def test_settings_become_engine_args_with_prefix_caching() -> None:
         "data_parallel_size": 4,
         "gpu_memory_utilization": 0.85,
         "max_model_len": 40960,
+        "max_num_seqs": 256,
     }
     assert engine_args(BackendConfig(backend="vllm", model="m")) == {
         "model": "m",

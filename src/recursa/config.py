@@ -140,6 +140,9 @@ class BackendConfig(BaseModel):
     max_model_len: int | None = Field(
         None, ge=64, description="vllm: context window (default: the model's own)."
     )
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="vllm: most sequences decoded together (default: vLLM's)."
+    )
     mock_latency: float = Field(0.0, ge=0.0, description="mock: seconds per request.")
     mock_accuracy: float = Field(
         0.3, ge=0.0, le=1.0, description="mock: chance a fresh sample is correct."

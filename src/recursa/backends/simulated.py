@@ -182,6 +182,8 @@ class SimulatedEngine(Backend):
         self.pool = BlockPool(memory) if memory is not None else None
         self.trace: dict[str, GenerationTrace] = {}
         self.busy_batch_seconds = 0.0
+        #: Blocks in use integrated over time (memory model only), for `kv_utilisation`.
+        self.busy_block_seconds = 0.0
         self.iterations = 0
         self.peak_batch = 0
         self._waiting: list[_Sequence] = []  # a heap by (priority, arrival)
@@ -395,11 +397,11 @@ class SimulatedEngine(Backend):
             most = min(s.target - s.produced for s in self._running)
             if self.pool is not None:
                 most = self._iterations_that_fit(most)
+            used_before = self.pool.used if self.pool is not None else 0
             done = await self._iterations_run(loop, prefill, step, most)
             self.iterations += done
             self.busy_batch_seconds += batch * (prefill + done * step)
             now = loop.time()
-            still = []
             for seq in self._running:
                 seq.produced += done
                 seq.trace.decode_s += done * step
@@ -407,6 +409,11 @@ class SimulatedEngine(Backend):
                     grown = self._blocks_needed(seq, -1) - seq.private
                     self.pool.grow(grown)
                     seq.private += grown
+            if self.pool is not None:  # growth is about linear over the span: take the mean
+                used = (used_before + self.pool.used) / 2
+                self.busy_block_seconds += used * (prefill + done * step)
+            still = []
+            for seq in self._running:
                 if seq.produced < seq.target:
                     still.append(seq)
                     continue
@@ -439,6 +446,12 @@ class SimulatedEngine(Backend):
             cached_tokens=sum(t.cached_tokens for t in traces),
             prefilled_tokens=prefilled,
         )
+
+    def kv_utilisation(self, wall_s: float) -> float:
+        """Mean share of the KV pool in use over `wall_s` seconds (0 without memory model)."""
+        if self.pool is None or wall_s <= 0:
+            return 0.0
+        return self.busy_block_seconds / (self.pool.capacity * wall_s)
 
     def utilisation(self, wall_s: float) -> float:
         """Mean busy batch over `wall_s` seconds, as a share of B."""

@@ -167,6 +167,7 @@ def engine_args(config: BackendConfig) -> dict[str, Any]:
         "data_parallel_size",
         "gpu_memory_utilization",
         "max_model_len",
+        "max_num_seqs",
     ):
         value = getattr(config, name)
         if value is not None:
