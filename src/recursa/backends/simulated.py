@@ -18,6 +18,9 @@ the backend's `count_tokens` counts a declared length as that many tokens, so ag
 prompts (which quote K candidates) cost as much prefill as the real ones would, without
 megabytes of text.
 
+With a `priority` function (vLLM's `scheduling_policy="priority"`: lower values first) the
+queue is ordered by (priority, arrival) instead of arrival alone.
+
 With a `MemoryModel` (a KV-cache pool; `recursa.backends.kv_cache`) the engine also does what
 vLLM's scheduler does when memory binds. Before each iteration every running sequence needs
 the blocks for its prompt and the tokens decoded so far (one block more per 16 decoded
