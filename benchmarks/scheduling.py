@@ -43,6 +43,7 @@ from recursa.backends.simulated import (
     LowerBound,
     SimulatedEngine,
 )
+from recursa.errors import BackendError
 from recursa.virtual_clock import run_virtual
 
 PAPER_POINT = (30, 256)
@@ -345,10 +346,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def memory_of(args: argparse.Namespace) -> MemoryModel | None:
     if args.memory is None and args.kv_tokens is None:
         return None
-    name = args.memory or "custom"
     if args.kv_tokens is None:
         return memory_preset(args.memory)
-    return MemoryModel(args.kv_tokens, name=f"{name}, {args.kv_tokens:,} tokens")
+    return MemoryModel(
+        args.kv_tokens, name=f"{args.memory} with --kv-tokens" if args.memory else ""
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -359,9 +361,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     lengths = LengthModel(args.median, args.sigma, args.cap)
     memory = memory_of(args)
     start = time.perf_counter()
-    points = measure(
-        QUICK if args.quick else SWEEP, cost, lengths, args.seed, memory, not args.fcfs
-    )
+    try:
+        points = measure(
+            QUICK if args.quick else SWEEP, cost, lengths, args.seed, memory, not args.fcfs
+        )
+    except BackendError as exc:  # a pool too small for one request
+        print(f"scheduling.py: {exc}; use a larger --kv-tokens", file=sys.stderr)
+        return 1
     print(
         f"simulated engine: iteration a + b*batch with a = {args.a * 1e3:g} ms, "
         f"b = {args.b * 1e3:g} ms; prefill c = {args.c * 1e3:g} ms/token; lengths log-normal "
