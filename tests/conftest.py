@@ -21,6 +21,12 @@ from tests.helpers.mock_engine import mock_engine as build_mock_engine
 from tests.helpers.ports import free_port
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests.helpers.host_guard import enter_private_mount_namespace
+
+    return f"host guard: {enter_private_mount_namespace()}"
+
+
 @pytest.fixture(scope="session")
 def bundled_model() -> Path:
     from recursa.backends.llamacpp import bundled_model_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -18,10 +18,12 @@ from pydantic import (
 )
 
 from recursa.backends import BACKENDS, BackendOptions, backend_options
+from recursa.backends.admission import InFlightEstimate
 from recursa.errors import UsageError
 from recursa.final_selection import SELECTIONS
 from recursa.registry import UnknownName
 from recursa.tasks import TASKS
+from recursa.think import keep_think_alias
 
 OptionsT = TypeVar("OptionsT", bound=BackendOptions)
 
@@ -43,8 +45,24 @@ class RSAConfig(BaseModel):
     temperature: float = Field(1.0, ge=0.0, description="Sampling temperature.")
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (off).")
     max_tokens: int = Field(8192, ge=1, description="Maximum new tokens per generation.")
-    keep_think: bool = Field(
-        False, description="Keep <think> blocks in candidates shown for aggregation."
+    think: Literal["keep", "strip", "auto"] = Field(
+        "auto",
+        description="<think> blocks of candidates shown for aggregation: 'keep' them, 'strip' "
+        "them, or 'auto': whole candidates when the K of them fit the context window, "
+        "stripped only when they do not (then tails are kept, as the context policy says).",
+    )
+    keep_think: bool | None = Field(
+        None, description="Deprecated: --keep-think is --think keep, --no-keep-think --think strip."
+    )
+    summarize_candidates: bool = Field(
+        False,
+        description="Before each aggregation step, the model summarises every candidate of the "
+        "previous step; aggregation prompts show the summaries (the reference's --summarize-cot).",
+    )
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(
+        None,
+        description="Reasoning effort for models that take one (gpt-oss): sent with every "
+        "request, as the backend's server or chat template expects (default: not sent).",
     )
     selection: str = Field(
         "majority",
@@ -53,10 +71,15 @@ class RSAConfig(BaseModel):
         json_schema_extra={"registry": "selections"},
     )
     verify_temperature: float = Field(
-        0.0, ge=0.0, description="selection verify: sampling temperature of the judgements."
+        0.1,
+        ge=0.0,
+        description="selection verify: sampling temperature of the judgements (the reference's).",
     )
     verify_max_tokens: int = Field(
-        16, ge=1, description="selection verify: maximum tokens of one True/False judgement."
+        10,
+        ge=1,
+        description="selection verify: maximum tokens of one True/False judgement (the "
+        "reference's).",
     )
     early_stop: str | None = Field(
         None,
@@ -77,6 +100,11 @@ class RSAConfig(BaseModel):
     @classmethod
     def _known_selection(cls, name: str) -> str:
         return SELECTIONS.validate(name)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_think_alias(cls, data: Any) -> Any:
+        return keep_think_alias(data)
 
     @model_validator(mode="after")
     def _k_within_n(self) -> RSAConfig:
@@ -131,6 +159,17 @@ class BackendConfig(BaseModel):
     )
     concurrency: int | None = Field(
         None, ge=1, description="Requests in flight at once (default: the backend's own)."
+    )
+    max_tokens_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Admission control: most tokens (prompt + expected decode) in flight at "
+        "once, e.g. the engine's KV-cache size (default: no limit).",
+    )
+    in_flight_estimate: InFlightEstimate = Field(
+        "max_tokens",
+        description="Expected decode per request for --max-tokens-in-flight: max_tokens, or "
+        "usage (the mean completion length reported so far).",
     )
     timeout: float = Field(600.0, gt=0, description="Seconds before one request times out.")
     max_retries: int = Field(
@@ -224,7 +263,15 @@ class BackendConfig(BaseModel):
 def resumable_settings() -> frozenset[str]:
     """Backend settings that change how fast a run goes, not what it produces (a resume may
     change them): the shared timing and retry settings, and options marked `resumable`."""
-    names = {"concurrency", "timeout", "max_retries", "retry_base_delay", "retry_max_delay"}
+    names = {
+        "concurrency",
+        "max_tokens_in_flight",
+        "in_flight_estimate",
+        "timeout",
+        "max_retries",
+        "retry_base_delay",
+        "retry_max_delay",
+    }
     for model in backend_options().values():
         for name, field in model.model_fields.items():
             extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}

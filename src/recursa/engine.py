@@ -24,7 +24,7 @@ from recursa.backends.base import (
 )
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
-from recursa.context import fit_candidates, fit_plain, strip_think
+from recursa.context import fit_plain
 from recursa.errors import ContextOverflowError
 from recursa.final_selection import SELECTIONS
 from recursa.gather import gather_or_cancel
@@ -32,7 +32,9 @@ from recursa.hashing import request_seed, stable_rng
 from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import ranked_clusters
+from recursa.summaries import SUMMARIZE, summary_messages
 from recursa.tasks import Problem, Task, get_task
+from recursa.think import fit_with_policy
 
 __all__ = ["CompletionStore", "Engine", "draw_subset", "gather_or_cancel"]
 
@@ -172,9 +174,11 @@ class Engine:
         *,
         phase: str = GENERATE,
         temperature: float | None = None,
+        sampled: bool = True,
     ) -> GenerationRequest:
         """A request for the population (seed and key from problem, step and slot), or for
-        a selection's `phase` (its own seeds and keys)."""
+        another `phase` (its own seeds and keys). `sampled` requests take the run's top-p and
+        reasoning effort (the population, summaries); a selection's judgements do not."""
         cfg = self.config
         meta: dict[str, Any] = {"problem_id": problem.id, "step": step, "slot": slot}
         if phase == GENERATE:
@@ -190,8 +194,9 @@ class Engine:
             messages=messages,
             max_tokens=max_tokens,
             temperature=cfg.temperature if temperature is None else temperature,
-            top_p=cfg.top_p if phase == GENERATE else None,
+            top_p=cfg.top_p if sampled else None,
             seed=seed,
+            reasoning_effort=cfg.reasoning_effort if sampled else None,
             key=key,
             meta=meta,
         )
@@ -204,9 +209,8 @@ class Engine:
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
-            max_tokens = fit_plain(
-                self._count(messages[0]["content"]), self.context_tokens, self.config.max_tokens
-            )
+            text = "\n".join(m["content"] for m in messages)
+            max_tokens = fit_plain(self._count(text), self.context_tokens, self.config.max_tokens)
             return self._request(state.problem, 1, slot, messages, max_tokens)
 
         return build
@@ -215,15 +219,19 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
-            texts = shown if self.config.keep_think else [strip_think(t) for t in shown]
             # The prompt without candidates, counted only when a context window bounds it.
             overhead = (
-                self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
+                self._count(aggregation_text(state.task, state.problem, [""] * len(shown)))
                 if self.context_tokens is not None
                 else 0
             )
-            fitted = fit_candidates(
-                texts, overhead, self.context_tokens, self.config.max_tokens, self._count
+            fitted = fit_with_policy(
+                self.config.think,
+                shown,
+                overhead,
+                self.context_tokens,
+                self.config.max_tokens,
+                self._count,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
@@ -247,10 +255,13 @@ class Engine:
             ]
         else:
             previous = state.steps[-1].candidates
+            texts = [c.text for c in previous]
+            if cfg.summarize_candidates:
+                texts = await self._summaries(state, previous)
             coros = []
             for s in range(cfg.n):
                 parents = draw_subset(cfg.seed, pid, step, s, len(previous), cfg.k)
-                shown = [previous[i].text for i in parents]
+                shown = [texts[i] for i in parents]
                 coros.append(
                     self._generate(
                         state, step, s, parents, self._aggregate_builder(state, step, s, shown)
@@ -285,6 +296,32 @@ class Engine:
             state.done = True
         if step == cfg.t:
             state.done = True
+
+    async def _summaries(self, state: _State, previous: list[Candidate]) -> list[str]:
+        """`summarize_candidates`: the model's summary of every member of the last step,
+        through the one generation path (stored under phase "summarize", keyed by the
+        summarised candidate's step and slot, so a resumed run never asks twice)."""
+        cfg = self.config
+
+        def builder(cand: Candidate) -> Callable[[], Awaitable[GenerationRequest]]:
+            async def build() -> GenerationRequest:
+                messages, max_tokens = summary_messages(
+                    state.task, state.problem, cand.text, cfg, self.context_tokens, self._count
+                )
+                return self._request(
+                    state.problem, cand.step, cand.slot, messages, max_tokens, phase=SUMMARIZE
+                )
+
+            return build
+
+        done = await gather_or_cancel(
+            [self._complete(state.problem, SUMMARIZE, c.step, c.slot, builder(c)) for c in previous]
+        )
+        for completion in done:
+            state.usage["prompt_tokens"] += completion.prompt_tokens
+            state.usage["completion_tokens"] += completion.completion_tokens
+            state.usage["generations"] += 1
+        return [c.text for c in done]
 
     def _agreed(self, task: Task, earlier: StepResult | None, current: StepResult) -> bool:
         """Early stop: at this step and the previous one, at least the rule's fraction of the
@@ -430,6 +467,7 @@ class _SelectionRun:
                 max_tokens,
                 phase=phase,
                 temperature=temperature,
+                sampled=False,
             )
 
         return await engine._complete(self.problem, phase, step, slot, build)

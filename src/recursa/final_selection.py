@@ -13,8 +13,9 @@ metrics and reports without any of them knowing the selection.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, ClassVar, Protocol
 
 from recursa.backends.base import Completion, Message
@@ -77,14 +78,20 @@ class Selection(abc.ABC):
         """Model calls the selection makes per problem for a final population of `n`."""
         return 0
 
+    def sample_cost(self, max_tokens: int, settings: Mapping[str, Any]) -> Fraction:
+        """What the selection's calls for one final candidate cost a generation budget, in
+        generations of `max_tokens` (verify: a judgement of at most V tokens costs V / M)."""
+        return Fraction(0)
+
     @abc.abstractmethod
     async def select(self, context: SelectionContext) -> Selected:
         """The chosen candidate of the last population."""
 
     def problem_metrics(
-        self, details: dict[str, Any] | None, correct: Sequence[bool], majority_correct: bool
+        self, details: dict[str, Any] | None, scores: Sequence[float], correct: Sequence[bool]
     ) -> dict[str, float]:
-        """Metrics of one problem from the details and the graded last population."""
+        """Metrics of one problem from the details and the graded last population (each
+        member's score and correctness, by slot)."""
         return {}
 
 

@@ -125,4 +125,9 @@ class Registry(Generic[T]):
             obj = getattr(obj, part, None)
             if obj is None:
                 raise UsageError(f"{self.kind} {name!r}: {target} does not exist")
-        return self._check(name, obj) if self._check else obj  # type: ignore[return-value]
+        if self._check is None:
+            return obj  # type: ignore[return-value]
+        try:
+            return self._check(name, obj)
+        except TypeError as exc:  # a plugin's entry of the wrong kind
+            raise UsageError(f"{self.kind} {name!r} ({target}) cannot be used: {exc}") from exc

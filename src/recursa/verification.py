@@ -1,64 +1,67 @@
 """Self-verification (the rejection-sampling baseline): the model judges each candidate.
 
-Each candidate is shown to the model with the problem and a request for a one-word verdict,
-True or False, sampled at a low temperature with a few tokens. The final answer is the
-majority vote among the candidates judged True; when none is, the majority vote over all.
-It is a final-answer selection (`--selection verify`): judgements go through the engine's one
-generation path (the completion store, the dispatcher, the record), so a resumed run never
-asks for a judgement twice, and `recursa.solve`, `recursa solve` and `recursa serve` all have
-it.
+Each candidate is shown to the model with the problem and the reference code's request to
+output only True or False, sampled at a low temperature with a few tokens (the reference:
+temperature 0.1, 10 tokens). The verdict is the reference's rule: the last "true" or "false"
+in the reply (any case), outside `<think>` blocks; a reply with neither is not True. The
+self-verified score is the mean score of the candidates judged True, 0 when none is (as the
+reference computes it). The final answer is the majority vote among the candidates judged
+True; when none is, the majority vote over all (the reference picks no final answer).
+It is a final-answer selection (`--selection verify`; the `self-verify` method): judgements
+go through the engine's one generation path (the completion store, the dispatcher, the
+record), so a resumed run never asks for a judgement twice, and `recursa.solve`,
+`recursa solve` and `recursa serve` all have it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, ClassVar
 
 from recursa.backends.base import Message
-from recursa.context import fit_candidates, strip_think
 from recursa.final_selection import Selected, Selection, SelectionContext
 from recursa.gather import gather_or_cancel
 from recursa.result import Candidate
 from recursa.selection import ranked_clusters
 from recursa.tasks import Problem, Task
+from recursa.tasks.base import outside_think
+from recursa.think import fit_with_policy
 
 #: The journal phase (and the selection's name) of the judgements.
 VERIFY = "verify"
 
 VERIFY_INTRO = (
-    "You are given a problem and one candidate solution. Check the solution carefully, step "
-    "by step, and decide whether its final answer is correct."
+    "You are given a problem and a candidate solution. Verify whether the candidate solution "
+    "is correct. If the solution is correct, output only True. If it is incorrect, output "
+    "only False. Do not generate anything else."
 )
-VERIFY_QUESTION = "Is the candidate's final answer correct? Reply with one word: True or False."
-_VERDICT = re.compile(r"\b(true|false|yes|no|correct|incorrect)\b", re.IGNORECASE)
-_YES = {"true", "yes", "correct"}
+VERIFY_QUESTION = 'Now verify if the solution is True or False. Only output "True" or "False".'
+#: The reference's verdict pattern: no word boundaries, any case; the last match decides.
+_VERDICT = re.compile(r"(true|false)", re.IGNORECASE)
 
 
 def verification_text(task: Task, problem: Problem, candidate: str) -> str:
-    """The judge prompt: instructions, the problem, the candidate, the one-word question."""
-    return "\n".join(
-        [
-            VERIFY_INTRO,
-            "",
-            "Problem:",
-            task.problem_text(problem),
-            "",
-            "---- Candidate solution ----",
-            candidate.strip(),
-            "---- End of candidate ----",
-            "",
-            VERIFY_QUESTION,
-        ]
-    )
+    """The judge prompt in the reference's layout: instructions, "Problem:", the problem,
+    "Candidate solution:", the candidate, the request for True or False."""
+    parts = [
+        VERIFY_INTRO,
+        "Problem:",
+        task.problem_text(problem).strip(),
+        "Candidate solution:",
+        candidate.strip(),
+        VERIFY_QUESTION,
+    ]
+    return "\n".join(part + "\n" for part in parts).rstrip("\n")
 
 
 def parse_verdict(text: str) -> bool | None:
-    """The first True/False (or yes/no, correct/incorrect) word after any reasoning block;
-    None when there is none."""
-    match = _VERDICT.search(strip_think(text))
-    return None if match is None else match.group(1).lower() in _YES
+    """The last "true"/"false" (any case) outside `<think>` blocks: True or False; None when
+    the reply holds neither (which counts as not True). "not correct" is no verdict."""
+    found = _VERDICT.findall(outside_think(text))
+    return None if not found else found[-1].lower() == "true"
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,9 @@ async def judge(context: SelectionContext, candidate: Candidate) -> Verdict:
     settings = context.settings
     max_tokens = int(settings.verify_max_tokens)
     overhead = context.count_tokens(verification_text(context.task, context.problem, ""))
-    fitted = fit_candidates(
-        [strip_think(candidate.text)],
+    fitted = fit_with_policy(
+        "auto",
+        [candidate.text],
         overhead,
         context.context_tokens,
         max_tokens,
@@ -127,15 +131,28 @@ def choose_verified(
     return pool[best.members[0]], fallback
 
 
+def verified_score(scores: Sequence[float], verdicts: Sequence[Verdict]) -> float:
+    """The reference's self-verified score of one problem: the mean score of the candidates
+    judged True (scores by slot), 0.0 when none is."""
+    accepted = [v.slot for v in verdicts if v.judged]
+    return sum(float(scores[s]) for s in accepted) / len(accepted) if accepted else 0.0
+
+
 class VerifySelection(Selection):
     """Self-verification as the final selection (`--selection verify`; the `self-verify`
     evaluation method is T = 1 with this selection)."""
 
     name = VERIFY
+    #: Reported in report.md (verified_score, in summary.json beside it, is not).
     metrics: ClassVar[dict[str, str]] = {"verified_acc": "self-verified accuracy"}
 
     def extra_generations(self, n: int) -> int:
         return n  # one judgement per final candidate
+
+    def sample_cost(self, max_tokens: int, settings: Mapping[str, Any]) -> Fraction:
+        """A judgement may write `verify_max_tokens` (V) tokens where a sample writes M."""
+        verify_max_tokens = int(settings.get("verify_max_tokens") or 10)
+        return Fraction(verify_max_tokens, max_tokens)
 
     async def select(self, context: SelectionContext) -> Selected:
         verdicts = await gather_or_cancel([judge(context, c) for c in context.candidates])
@@ -154,12 +171,15 @@ class VerifySelection(Selection):
         )
 
     def problem_metrics(
-        self, details: dict[str, Any] | None, correct: Sequence[bool], majority_correct: bool
+        self, details: dict[str, Any] | None, scores: Sequence[float], correct: Sequence[bool]
     ) -> dict[str, float]:
-        """verified_acc: the share of the candidates judged True that are correct (the
-        majority's correctness when none was)."""
-        verdicts = (details or {}).get("verdicts") or []
-        accepted = [slot for slot, judged in enumerate(verdicts) if judged]
-        if not accepted:
-            return {"verified_acc": float(majority_correct)}
-        return {"verified_acc": sum(float(correct[s]) for s in accepted) / len(accepted)}
+        """The reference's definitions over the candidates judged True (0 when none is):
+        verified_acc, their share correct; verified_score, their mean score."""
+        verdicts = [
+            Verdict(slot, judged, "")
+            for slot, judged in enumerate((details or {}).get("verdicts") or [])
+        ]
+        return {
+            "verified_acc": verified_score([float(c) for c in correct], verdicts),
+            "verified_score": verified_score(scores, verdicts),
+        }

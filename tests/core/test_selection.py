@@ -97,7 +97,7 @@ def test_selection_verify_runs_inside_the_engine_through_its_store(
     assert result.selection_usage["generations"] == 3 and result.usage["generations"] == 6
     judged = [r for r in mock.backend.calls if r.meta.get("phase") == "verify"]
     assert [r.key for r in judged] == ["p/verify/2/0", "p/verify/2/1", "p/verify/2/2"]
-    assert all(r.temperature == 0.0 and r.max_tokens <= 16 for r in judged)
+    assert all(r.temperature == 0.1 and r.max_tokens <= 10 for r in judged)  # the reference's
     assert {k[1] for k in store.rows} == {"generate", "verify"} and len(store.rows) == 9
     # Again over the same store: every sample and judgement is found, none asked again.
     again = mock_engine(_verifying_script, config, engine={"store": store})

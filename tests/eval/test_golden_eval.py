@@ -1,12 +1,16 @@
 """`recursa eval` on the mock backend gives byte-identical files to a run stored as a fixture.
 
-The fixture under tests/fixtures/golden/ was made with the code as it was before the
-restructuring of issue 12 (registries, options models, methods as strategies), by the same
-commands this test runs. What is compared, byte for byte: metrics.jsonl, problems.jsonl,
-summary.json and report.md. Left out, because they vary from run to run: summary.json's
-`run.wall_s` and `run.finished_at`, and report.md's "- wall time:" line. settings.json is not
-compared: it records the settings models themselves, whose layout issue 12 changes (each
-backend's options apart from the shared ones).
+The fixture under tests/fixtures/golden/ was made with the code without the restructuring of
+issue 12 (registries, options models, methods as strategies), by the same commands this test
+runs: first at the issue's start, then again from main (9124573) when the branch merged
+main's own intended changes of the outputs (issue 13: raw scores, quartiles, the reference's
+verification), so that what is compared is the restructuring alone.
+
+What is compared, byte for byte: metrics.jsonl, problems.jsonl, summary.json and report.md.
+Left out, because they vary from run to run: summary.json's `run.wall_s` and
+`run.finished_at`, and report.md's "- wall time:" line. settings.json is not compared: it
+records the settings models themselves, whose layout issue 12 changes (each backend's
+options apart from the shared ones).
 
 RECURSA_WRITE_GOLDEN=1 rewrites the fixture instead of comparing (only on purpose).
 """

@@ -47,12 +47,21 @@ BENCHMARKS.add("lcb-v6", "recursa.benchmarks.lcb:SPEC_V6")
 BENCHMARKS.add("rg", "recursa.benchmarks.reasoning_gym:SPEC")
 BENCHMARKS.add("rg-games", "recursa.benchmarks.reasoning_gym:GAMES_SPEC")
 BENCHMARKS.add("rg-cognition", "recursa.benchmarks.reasoning_gym:COGNITION_SPEC")
+BENCHMARKS.add("deepscaler", "recursa.benchmarks.hub:DEEPSCALER")
+BENCHMARKS.add("paper", "recursa.benchmarks.paper:SPEC")
 
 
 def benchmark_choices() -> list[tuple[str, str]]:
     """(how it is written, description) of every registered benchmark, for --help."""
-    specs = [BENCHMARKS.get(name) for name in BENCHMARKS.names()]
-    return [(s.shown, s.description) for s in specs]
+    choices = []
+    for name in BENCHMARKS.names():
+        try:
+            spec = BENCHMARKS.get(name)
+        except UsageError as exc:  # a plugin that cannot be loaded here: say so, go on
+            choices.append((name, f"unavailable ({exc})"))
+            continue
+        choices.append((spec.shown, spec.description))
+    return choices
 
 
 def _find(spec: str) -> tuple[BenchmarkSpec, str] | None:

@@ -21,24 +21,23 @@ from recursa.hashing import stable_rng
 from recursa.tasks import Problem
 
 SUPERGPQA_SIZE = 1000
-#: The subset is fixed (not the run seed) so every run of `supergpqa` sees the same questions.
-SUPERGPQA_SUBSET_SEED = 0
 _PROBE_TIMEOUT_S = 5.0
 
 
+RowSelect = Callable[[list[dict[str, Any]], int | None], tuple[list[dict[str, Any]], list[str]]]
 RowParser = Callable[[Iterable[Mapping[str, Any]]], Iterator[tuple[int, Problem | RowSkip]]]
 
 
 @dataclass(frozen=True)
 class HubSource:
-    """A hub dataset: where it is, how its rows become problems, and (for a large set) the
-    size of the seeded subset it is evaluated on by default."""
+    """A hub dataset: where it is, how its rows become problems, and (for a large set) which
+    of its rows are evaluated (SuperGPQA: the paper's questions; `--size` takes fewer)."""
 
     repo: str
     split: str
     rows: RowParser
-    #: Default size of the fixed-seed subset (`--size` changes it); None: every row.
-    subset: int | None = None
+    #: Which rows to evaluate, given `--size` (a subset and notes), when not all of them.
+    select: RowSelect | None = None
 
 
 def _offline() -> bool:
@@ -137,18 +136,43 @@ def supergpqa_rows(rows: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, Pro
             yield index, skip
 
 
-def seeded_subset(rows: list[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
-    """`size` rows drawn without replacement by a stable RNG, kept in their original order."""
-    if size >= len(rows):
-        return rows
-    picked = sorted(stable_rng("supergpqa-subset", seed).sample(range(len(rows)), size))
-    return [rows[i] for i in picked]
+def paper_subset(
+    rows: list[dict[str, Any]], size: int | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of the paper's SuperGPQA questions (by uuid), in the paper's order: all 1,000,
+    or its first `size`; and a note naming uuids the rows lack (none on the real dataset)."""
+    from recursa.benchmarks.paper import supergpqa_uuids
+
+    wanted = supergpqa_uuids()[: size or SUPERGPQA_SIZE]
+    by_uuid = {str(r.get("uuid")): r for r in rows if r.get("uuid") is not None}
+    missing = [u for u in wanted if u not in by_uuid]
+    notes = []
+    if missing:
+        notes.append(
+            f"{len(missing)} of the paper's {len(wanted)} SuperGPQA questions are not in this "
+            f"copy of the dataset (first: {missing[0]}); running without them"
+        )
+    return [by_uuid[u] for u in wanted if u in by_uuid], notes
+
+
+def seeded_sample(
+    rows: list[dict[str, Any]], size: int | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A seeded sample of `size` rows (kept in dataset order), as the RL mixture takes; every
+    row without `size`."""
+    if size is None or size >= len(rows):
+        return rows, []
+    picked = sorted(stable_rng("deepscaler-sample", 0).sample(range(len(rows)), size))
+    return [rows[i] for i in picked], []
 
 
 SOURCES: dict[str, HubSource] = {
     "aime25": HubSource("MathArena/aime_2025", "train", math_rows),
     "hmmt25": HubSource("MathArena/hmmt_feb_2025", "train", math_rows),
-    "supergpqa": HubSource("m-a-p/SuperGPQA", "train", supergpqa_rows, SUPERGPQA_SIZE),
+    "supergpqa": HubSource("m-a-p/SuperGPQA", "train", supergpqa_rows, paper_subset),
+    "deepscaler": HubSource(
+        "agentica-org/DeepScaleR-Preview-Dataset", "train", math_rows, seeded_sample
+    ),
 }
 
 
@@ -157,10 +181,8 @@ def load_hub(spec: str, *, size: int | None, limit: int | None, strict: bool) ->
     if size is not None and size < 1:
         raise UsageError(f"--size must be at least 1, not {size}")
     rows = fetch_rows(source)
-    if source.subset is not None:
-        count = source.subset if size is None else size
-        rows = seeded_subset(rows, count, SUPERGPQA_SUBSET_SEED)
-    return collect(spec, source.rows(rows), strict=strict, limit=limit)
+    rows, notes = source.select(rows, size) if source.select is not None else (rows, [])
+    return collect(spec, source.rows(rows), strict=strict, limit=limit, notes=notes)
 
 
 def _spec(name: str, description: str) -> BenchmarkSpec:
@@ -173,5 +195,10 @@ def _spec(name: str, description: str) -> BenchmarkSpec:
 AIME25 = _spec("aime25", "AIME 2025 (MathArena/aime_2025 on the Hugging Face hub)")
 HMMT25 = _spec("hmmt25", "HMMT February 2025 (MathArena/hmmt_feb_2025 on the Hugging Face hub)")
 SUPERGPQA = _spec(
-    "supergpqa", "SuperGPQA, a seeded 1,000-question subset (m-a-p/SuperGPQA on the hub)"
+    "supergpqa", "SuperGPQA, the paper's 1,000 questions (m-a-p/SuperGPQA on the hub)"
+)
+DEEPSCALER = _spec(
+    "deepscaler",
+    "DeepScaleR-Preview math problems (agentica-org/DeepScaleR-Preview-Dataset on the hub; "
+    "the paper's RL math source)",
 )

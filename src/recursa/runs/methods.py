@@ -6,9 +6,13 @@
 | `majority` | T = 1 (independent samples, majority vote) | N = B |
 | `self-refine` | K = 1 | T = B / N |
 | `single-aggregation` | T = 2 | N = B / 2 |
-| `self-verify` | T = 1, selection verify (one True/False judgement per sample) | N = B / 2 |
+| `self-verify` | T = 1, selection verify (a judgement per sample) | N = floor(B x M / (M + V)) |
 
-A judgement is a model call, so self-verify spends 2N generations. B must divide evenly; a
+The budget counts generated tokens in units of one generation (M = max tokens): a sample may
+write M tokens, a judgement only V = `verify_max_tokens` (10), so N samples and their N
+judgements cost N x (M + V) / M generations and self-verify takes the largest N that fits
+(B = 16 at M = 8192: N = 15; each judgement also reads its candidate, prompt tokens that the
+budget, like the paper's, does not count). For the other methods B must divide evenly; a
 setting the method fixes (or the budget derives) may be given only with the value it implies.
 A method is one `Method` object in the `METHODS` registry (plugins: `recursa.methods`).
 """
@@ -16,6 +20,7 @@ A method is one `Method` object in the `METHODS` registry (plugins: `recursa.met
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
 from recursa.config import RSAConfig
@@ -76,21 +81,31 @@ class Method:
                 t = _divide(budget, n, self.name, f"N = {n} per step")
                 _fix(out, "t", t, "--budget")
             else:
-                t = int(out.get("t") or _default("t"))
-                selection = SELECTIONS.get(str(out.get("selection") or _default("selection")))
-                extra = selection.extra_generations(1)
-                per_sample = t + extra
-                steps = "two steps" if t == 2 else f"{t} steps"
-                what = "samples and judgements" if extra else steps
-                if per_sample == 1:
-                    _fix(out, "n", budget, "--budget")
-                else:
-                    n = _divide(budget, per_sample, self.name, what)
-                    _fix(out, "n", n, "--budget")
+                _fix(out, "n", self._budget_n(out, budget), "--budget")
         # K only matters from step 2 on; keep it valid (K <= N) when the user left it unset.
         if "k" not in values and int(out.get("t") or _default("t")) == 1:
             out["k"] = 1
         return out
+
+    def _budget_n(self, out: dict[str, Any], budget: int) -> int:
+        """N for a budget: B / T samples of T generations each when the final selection
+        asks nothing; with a selection that does (verify), the largest N whose samples and
+        selection calls fit: N x (T + cost) <= B, the cost in generations of M tokens."""
+        t = int(out.get("t") or _default("t"))
+        selection = SELECTIONS.get(str(out.get("selection") or _default("selection")))
+        max_tokens = int(out.get("max_tokens") or _default("max_tokens"))
+        cost = selection.sample_cost(max_tokens, out)
+        if not cost:
+            if t == 1:
+                return budget
+            return _divide(budget, t, self.name, "two steps" if t == 2 else f"{t} steps")
+        n = int(Fraction(budget) / (t + cost))
+        if n < 1:
+            raise UsageError(
+                f"--budget {budget} leaves no room for one sample and its judgement with method "
+                f"{self.name}"
+            )
+        return n
 
 
 def _method(name: str, obj: object) -> Method:
@@ -118,8 +133,17 @@ METHODS.add(
 )
 
 
-def apply_method(method: str, values: dict[str, Any], budget: int | None) -> dict[str, Any]:
-    """The flat settings with the method's N, K, T filled in (see the module table)."""
+def apply_method(
+    method: str,
+    values: dict[str, Any],
+    budget: int | None,
+    *,
+    verify_max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """The flat settings with the method's N, K, T filled in (see the module table);
+    `verify_max_tokens` is the setting of that name, given apart."""
+    if verify_max_tokens is not None:
+        values = {**values, "verify_max_tokens": verify_max_tokens}
     return METHODS.get(method).apply(values, budget)
 
 

@@ -1,16 +1,21 @@
 """Per-step and final metrics of an evaluation, from graded populations.
 
-A candidate is correct when its grade is 1 (`Grade.correct`; partial scores, which some
-Reasoning Gym scorers give, are recorded but count as wrong). Per step, over problems:
+A candidate is correct when its grade is 1 (`Grade.correct`). Per step, over problems:
 - mean_acc (the paper's pass@1): mean correctness over the N members, averaged over problems;
-- pass_at_n: share of problems with at least one correct member;
-- majority_acc: the largest answer cluster (task equivalence, `selection.ranked_clusters`)
-  graded through its first member;
+- mean_score: the same over the scorer's raw score (the reference's definition, which gives
+  Reasoning Gym's partial credit; equal to mean_acc where scores are 0 or 1);
+- pass_at_n: share of problems with at least one correct member (score 1, as the reference);
+- majority_acc / majority_score: the largest answer cluster (task equivalence,
+  `selection.ranked_clusters`) graded through its first member: correct, or its raw score;
 - the task family's extra metrics (`Task.step_metrics`), over the problems of families that
   report them: ARC's pass_at_2 (either of the two largest clusters is correct);
-- tokens: prompt and completion totals, means and medians per generation at that step.
-The final metrics add the selected answers' accuracy (final_acc) and the final selection's own
-metrics (`Selection.problem_metrics`, e.g. verify's verified_acc) with its token totals.
+- tokens: prompt and completion totals, means, medians and (completion) the 25th and 75th
+  percentiles per generation at that step (numpy's default linear interpolation, as the
+  reference reports q25/q75).
+The final metrics add the selected answers' accuracy (final_acc), the paper's metric name
+(`Task.paper_metric`: mean_score when a family reports one, e.g. Reasoning Gym), and the
+final selection's own metrics (`Selection.problem_metrics`, e.g. verify's verified_acc and
+verified_score) with its token totals.
 A problem that stopped early (early stop) keeps its last population for the later steps.
 `MetricsBook` keeps running totals, not the records: memory does not grow with problems or
 steps. The sums are exact (integers, fractions, token histograms), so the numbers do not
@@ -42,6 +47,7 @@ class StepRecord:
     majority_answer: str | None
     majority_correct: bool
     agreement: float
+    majority_score: float = 0.0
     prompt_tokens: list[int] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
     #: The task family's extra metrics of this population (`Task.step_metrics`).
@@ -55,6 +61,7 @@ class StepRecord:
             "reasons": self.reasons,
             "majority_answer": self.majority_answer,
             "majority_correct": self.majority_correct,
+            "majority_score": self.majority_score,
             "agreement": self.agreement,
             "completion_tokens": self.completion_tokens,
         }
@@ -79,6 +86,7 @@ async def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) 
         reasons=[g.reason for g in grades],
         majority_answer=majority,
         majority_correct=correct[top[0]],
+        majority_score=grades[top[0]].score,
         agreement=len(top) / len(step.candidates),
         prompt_tokens=[c.prompt_tokens for c in step.candidates],
         completion_tokens=[c.completion_tokens for c in step.candidates],
@@ -99,14 +107,20 @@ class Outcome:
     selection_prompt_tokens: int = 0
     selection_completion_tokens: int = 0
     selection_generations: int = 0
+    #: The metric the paper reports for this problem's family (`Task.paper_metric`).
+    paper_metric: str = "mean_acc"
 
 
-def _token_stats(prefix: str, counts: TokenCounts) -> dict[str, Any]:
-    return {
+def _token_stats(prefix: str, counts: TokenCounts, quartiles: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
         f"{prefix}_tokens": counts.total,
         f"{prefix}_tokens_mean": counts.mean(),
         f"{prefix}_tokens_median": counts.median(),
     }
+    if quartiles:
+        out[f"{prefix}_tokens_q25"] = counts.percentile(25)
+        out[f"{prefix}_tokens_q75"] = counts.percentile(75)
+    return out
 
 
 class TokenCounts:
@@ -148,6 +162,27 @@ class TokenCounts:
                 break
         return float(found[0]) if found[0] == found[1] else (found[0] + found[1]) / 2
 
+    def _value_at(self, position: int) -> int:
+        """The value at a 0-based position of the sorted expanded counts."""
+        seen = 0
+        for value in sorted(self.histogram):
+            seen += self.histogram[value]
+            if position < seen:
+                return value
+        raise IndexError(position)
+
+    def percentile(self, q: float) -> float:
+        """As `numpy.percentile(counts, q)` with its default linear interpolation."""
+        if not self.n:
+            return 0.0
+        position = Fraction(self.n - 1) * Fraction(q) / 100
+        lo = int(position)
+        low = self._value_at(lo)
+        if position == lo:
+            return float(low)
+        high = self._value_at(lo + 1)
+        return float(low + (high - low) * (position - lo))
+
 
 class _StepTotals:
     """One step's sums over the problems added so far. Correctness sums are exact (integers
@@ -156,8 +191,10 @@ class _StepTotals:
     def __init__(self) -> None:
         self.problems = 0
         self.mean_acc = Fraction(0)
+        self.mean_score = Fraction(0)
         self.pass_at_n = 0
         self.majority = 0
+        self.majority_score = Fraction(0)
         #: extra metric -> [problems that report it, problems where it holds]
         self.extra: dict[str, list[int]] = {}
         self.prompt = TokenCounts()
@@ -167,8 +204,11 @@ class _StepTotals:
         self.problems += 1
         if record.correct:
             self.mean_acc += Fraction(sum(record.correct), len(record.correct))
+            scores = sum((Fraction(s) for s in record.scores), Fraction(0))
+            self.mean_score += scores / len(record.scores)
         self.pass_at_n += any(record.correct)
         self.majority += record.majority_correct
+        self.majority_score += Fraction(record.majority_score)
         for key, held in record.extra.items():
             counts = self.extra.setdefault(key, [0, 0])
             counts[0] += 1
@@ -196,6 +236,7 @@ class MetricsBook:
         self._selection: dict[str, list[Any]] = {}
         self._selection_name = ""
         self._selection_tokens = [0, 0, 0]  # prompt, completion, generations
+        self._paper_metrics: set[str] = set()
 
     def add(self, index: int, outcome: Outcome) -> None:
         """Fold in one finished problem (`index`, its place in the dataset, is not needed for
@@ -215,6 +256,7 @@ class MetricsBook:
         self._selection_tokens[0] += outcome.selection_prompt_tokens
         self._selection_tokens[1] += outcome.selection_completion_tokens
         self._selection_tokens[2] += outcome.selection_generations
+        self._paper_metrics.add(outcome.paper_metric)
 
     def step_lines(self) -> list[dict[str, Any]]:
         """One metrics line per step (metrics.jsonl)."""
@@ -225,14 +267,16 @@ class MetricsBook:
                 "step": t + 1,
                 "problems": s.problems,
                 "mean_acc": _share(s.mean_acc, s.problems),
+                "mean_score": _share(s.mean_score, s.problems),
                 "pass_at_n": _share(s.pass_at_n, s.problems),
                 "majority_acc": _share(s.majority, s.problems),
+                "majority_score": _share(s.majority_score, s.problems),
             }
             for key, (count, held) in s.extra.items():
                 line[key] = _share(held, count)
             line["generations"] = s.completion.n
             line.update(_token_stats("prompt", s.prompt))
-            line.update(_token_stats("completion", s.completion))
+            line.update(_token_stats("completion", s.completion, quartiles=True))
             line["cumulative_tokens"] = cumulative
             lines.append(line)
         return lines
@@ -244,9 +288,19 @@ class MetricsBook:
         extras = list(self._totals[-1].extra) if self._totals else []
         out: dict[str, Any] = {
             key: last[key]
-            for key in ("mean_acc", "pass_at_n", "majority_acc", *extras)
+            for key in (
+                "mean_acc",
+                "mean_score",
+                "pass_at_n",
+                "majority_acc",
+                "majority_score",
+                *extras,
+            )
             if key in last
         }
+        # The paper's number for Reasoning Gym is the raw score; for every other family the
+        # two agree (scores are 0 or 1).
+        out["paper_metric"] = "mean_score" if "mean_score" in self._paper_metrics else "mean_acc"
         out["final_acc"] = _share(self._final_correct, self.problems)
         for key, (total, count) in self._selection.items():
             out[key] = _share(total, count)
@@ -256,7 +310,7 @@ class MetricsBook:
             completion.merge(s.completion)
         out["generations"] = completion.n
         out.update(_token_stats("prompt", prompt))
-        out.update(_token_stats("completion", completion))
+        out.update(_token_stats("completion", completion, quartiles=True))
         prompt_used, completion_used, calls = self._selection_tokens
         if calls:
             out[f"{self._selection_name}_prompt_tokens"] = prompt_used

@@ -188,7 +188,7 @@ class _Run:
         final = result.steps[-1].candidates
         slot = result.selected_slot
         details = result.selection_details
-        metrics = self.selection.problem_metrics(details, last.correct, last.majority_correct)
+        metrics = self.selection.problem_metrics(details, last.scores, last.correct)
         usage = result.selection_usage
         outcome = Outcome(
             records,
@@ -198,6 +198,7 @@ class _Run:
             selection_prompt_tokens=usage.get("prompt_tokens", 0),
             selection_completion_tokens=usage.get("completion_tokens", 0),
             selection_generations=usage.get("generations", 0),
+            paper_metric=self.tasks(problem.task).paper_metric,
         )
         record: dict[str, Any] = {
             "index": self.index[problem.id],

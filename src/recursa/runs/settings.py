@@ -52,7 +52,8 @@ class EvalConfig(BaseModel):
         None,
         ge=1,
         description="How many problems: per task for rg:TASK (default 100), in all for "
-        "rg-games/rg-cognition (100), the SuperGPQA subset (1000).",
+        "rg-games/rg-cognition (100, the paper's proportions), SuperGPQA (the paper's first N of "
+        "1000), deepscaler (a seeded sample).",
         json_schema_extra={"metavar": "N"},
     )
     strict: bool = Field(

@@ -30,19 +30,32 @@ from recursa.tasks.code_tests import CodeTest
 
 _CACHE_SIZE = 4096
 
+#: The reference code's LiveCodeBench preamble (eval_code.py), before the question.
+CODE_PREAMBLE = (
+    "You will be given a question (problem specification) and will generate a correct Python "
+    "program that matches the specification and passes all tests."
+)
+#: Its instruction for stdin/stdout problems, after the question (and after the candidates).
+STDIN_INSTRUCTION = (
+    "Read the inputs from stdin solve the problem and write the answer to stdout (do not "
+    "directly test on the sample inputs). Enclose your code within delimiters as follows. "
+    "Ensure that when the python program runs, it reads the inputs, runs the algorithm and "
+    "writes output to STDOUT.\n\n```python\n# YOUR CODE HERE\n```"
+)
+#: Its instruction for problems with starter code.
+STARTER_INSTRUCTION = (
+    "You will use the following starter code to write the solution to the problem and enclose "
+    "your code within delimiters.\n```python\n{starter}\n```"
+)
+
 
 def io_instruction(problem: Problem) -> str:
-    """The problem's own I/O instructions: stdin/stdout, or the starter code's signature."""
-    starter = str(problem.meta.get("starter_code") or "").strip()
-    if starter:
-        return (
-            "Complete the following starter code; your program must define it exactly as "
-            f"given:\n```python\n{starter}\n```"
-        )
-    return (
-        "Your program must read its input from standard input and write the answer to "
-        "standard output."
-    )
+    """The problem's own I/O instructions in the reference's words: stdin/stdout, or the
+    starter code to complete."""
+    starter = str(problem.meta.get("starter_code") or "").strip("\n")
+    if starter.strip():
+        return STARTER_INSTRUCTION.format(starter=starter)
+    return STDIN_INSTRUCTION
 
 
 def problem_tests(problem: Problem) -> list[CodeTest]:
@@ -70,7 +83,8 @@ def func_name(problem: Problem) -> str | None:
 
 class CodeTask(Task):
     name = "code"
-    answer_format = "a complete Python program in one fenced ```python block"
+    problem_kind = "python code implementation problem"
+    format_hint = "a complete Python program in a ```python fenced code block"
 
     ability = "code"
     needs_reference = False
@@ -94,11 +108,15 @@ class CodeTask(Task):
         config = given if isinstance(given, SandboxConfig) else SandboxConfig(**given)
         return cls(Sandbox(config))
 
+    def problem_text(self, problem: Problem) -> str:
+        """The reference's preamble, then the question."""
+        return f"{CODE_PREAMBLE}\n\nQuestion:\n{problem.question}"
+
     def format_instruction(self, problem: Problem) -> str:
-        return (
-            f"{io_instruction(problem)}\nThink it through, then give the complete Python "
-            "program in a single ```python fenced code block at the end of your answer."
-        )
+        return io_instruction(problem)
+
+    def closing_instruction(self, problem: Problem) -> str:
+        return io_instruction(problem)
 
     def extract(self, text: str) -> str | None:
         return extract_code(text)

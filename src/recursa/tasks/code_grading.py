@@ -17,7 +17,7 @@ from typing import Any
 
 from recursa.errors import RecursaError
 from recursa.sandbox import Sandbox, Status, run_blocking
-from recursa.tasks.base import Grade, no_answer, not_text
+from recursa.tasks.base import Grade, no_answer, not_text, outside_think
 from recursa.tasks.code_tests import CodeTest, TestOutcome, run_test
 
 TestSpec = CodeTest | dict[str, Any]
@@ -25,28 +25,35 @@ TestSpec = CodeTest | dict[str, Any]
 _DEFAULT: Sandbox | None = None
 
 
-_OPEN = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
-_CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
+_FENCE = re.compile(r"`{3,}")
+_LANGUAGE = re.compile(r"[ \t]*([\w+-]*)")
 _PYTHON = {"", "python", "py", "python3"}
 
 
 def extract_code(text: str) -> str | None:
-    """The body of the last non-empty fenced block marked python (or unmarked). One pass over
-    the lines, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
+    """The body of the last non-empty fenced block marked python (or unmarked), outside
+    `<think>` blocks. Fences may open or close mid-line (`Here it is: ```python` ...,
+    `print(x)````): each run of three or more backticks opens a block, the next one closes
+    it, and the word right after an opening fence is the block's language. One pass over the
+    fences, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
+    text = outside_think(text)
+    fences = list(_FENCE.finditer(text))
     blocks: list[str] = []
-    body: list[str] | None = None
-    language = ""
-    for line in text.splitlines():
-        if body is None:
-            opened = _OPEN.match(line)
-            if opened:
-                body, language = [], opened.group(1).lower()
-        elif _CLOSE.match(line):
-            if language in _PYTHON and "".join(body).strip():
-                blocks.append("\n".join(body))
-            body = None
+    for opening, closing in zip(fences[0::2], fences[1::2], strict=False):
+        language = _LANGUAGE.match(text, opening.end())
+        assert language is not None  # the pattern matches the empty string
+        after = text[language.end() : language.end() + 1]
+        if after and not after.isspace():
+            tag, start = "", opening.end()  # e.g. ```{...}: no language word
         else:
-            body.append(line)
+            tag, start = language.group(1).lower(), language.end()
+        if tag not in _PYTHON:
+            continue
+        body = text[start : closing.start()]
+        first, nl, rest = body.partition("\n")
+        body = rest if nl and not first.strip() else body.lstrip(" \t")
+        if body.strip():
+            blocks.append(body)
     return blocks[-1].rstrip() + "\n" if blocks else None
 
 
