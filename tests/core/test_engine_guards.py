@@ -11,14 +11,14 @@ from collections.abc import Callable
 import pytest
 
 from recursa import Dispatcher, Engine, GenerationRequest, Problem, RSAConfig
-from recursa.backends.mock import MockBackend
 from recursa.engine import draw_subset
 from recursa.result import SolveResult
 from recursa.selection import majority_vote, random_member
+from tests.helpers import mock_engine as mocks
 
 
 def run(cfg: RSAConfig, script: Callable[[GenerationRequest], str]) -> tuple[SolveResult, list]:
-    backend = MockBackend(script=script)
+    backend = mocks.mock_backend(script)
     problem = Problem("p", "What is 6 times 7?", task=cfg.task)
     result = asyncio.run(Engine(Dispatcher(backend), cfg).run(problem))
     return result, backend.calls

@@ -3,6 +3,7 @@ multiple-choice answers, the think policy, code fences, verdicts and the verify 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,11 @@ def gpqa_row(i: int) -> dict[str, Any]:
     }
 
 
-def test_a_verl_rows_plain_request_is_its_prompt_byte_for_byte(tmp_path: Path) -> None:
+def test_a_verl_rows_plain_request_is_its_prompt_byte_for_byte(
+    mock_backend: Callable[..., MockBackend], tmp_path: Path
+) -> None:
     path = verl_file(tmp_path / "aime.parquet", [aime_row(i) for i in range(2)])
-    backend = MockBackend()
+    backend = mock_backend()
     evaluate(str(path), out=tmp_path / "run", n=2, k=2, t=2, backend=backend,
              backend_config=BackendConfig(backend="mock"))  # fmt: skip
     plain = [r for r in backend.calls if r.meta["step"] == 1]
@@ -169,13 +172,15 @@ def test_whole_candidates_go_in_when_they_fit() -> None:
     assert fit_with_policy("keep", thinking, 20, 160, 60, count).truncated == 1
 
 
-def test_the_engine_shows_whole_candidates_and_the_old_flag_still_works(tmp_path: Path) -> None:
+def test_the_engine_shows_whole_candidates_and_the_old_flag_still_works(
+    mock_backend: Callable[..., MockBackend], tmp_path: Path
+) -> None:
     def script(request: GenerationRequest) -> str:
         return "<think>let me see</think> \\boxed{4}"
 
     problems = [Problem("p", "What is 2+2?", "4", "math")]
     for policy, kept in (("auto", True), ("strip", False)):
-        backend = MockBackend(script=script, context_tokens=4096)
+        backend = mock_backend(script, context_tokens=4096)
         evaluate(problems, out=tmp_path / policy, n=2, k=2, t=2, think=policy, backend=backend,
                  backend_config=BackendConfig(backend="mock"))  # fmt: skip
         agg = [r.messages[0]["content"] for r in backend.calls if r.meta["step"] == 2]
@@ -184,7 +189,9 @@ def test_the_engine_shows_whole_candidates_and_the_old_flag_still_works(tmp_path
     assert RSAConfig(keep_think=False).think == "strip"
 
 
-def test_self_verify_follows_the_reference(tmp_path: Path) -> None:
+def test_self_verify_follows_the_reference(
+    mock_backend: Callable[..., MockBackend], tmp_path: Path
+) -> None:
     def script(request: GenerationRequest) -> str:
         if request.meta.get("phase") == "verify":
             assert request.messages[0]["content"].endswith('Only output "True" or "False".')
@@ -194,7 +201,7 @@ def test_self_verify_follows_the_reference(tmp_path: Path) -> None:
 
     problems = [Problem("p", "What is 2+2?", "4", "math")]
     result = evaluate(problems, out=tmp_path / "sv", method="self-verify", n=3,
-                      backend=MockBackend(script=script),
+                      backend=mock_backend(script),
                       backend_config=BackendConfig(backend="mock"))  # fmt: skip
     record = read_jsonl(tmp_path / "sv" / "problems.jsonl")[0]
     assert record["verify"]["verdicts"] == [True, None, None]  # "not correct" is not True
@@ -207,9 +214,11 @@ def test_the_budget_counts_judgements_by_their_tokens() -> None:
     assert apply_method("majority", {}, 16)["n"] == 16
 
 
-def test_summaries_are_journaled_and_shown(tmp_path: Path) -> None:
+def test_summaries_are_journaled_and_shown(
+    mock_backend: Callable[..., MockBackend], tmp_path: Path
+) -> None:
     problems = [Problem("p", "What is 2+2?", "4", "math")]
-    backend = MockBackend()
+    backend = mock_backend()
     evaluate(problems, out=tmp_path / "s", n=2, k=2, t=2, summarize_candidates=True,
              backend=backend, backend_config=BackendConfig(backend="mock"))  # fmt: skip
     summaries = [r for r in backend.calls if r.meta.get("phase") == "summarize"]
@@ -222,14 +231,16 @@ def test_summaries_are_journaled_and_shown(tmp_path: Path) -> None:
         assert journal.count("summarize") == 2
     finally:
         journal.close()
-    again = MockBackend()
+    again = mock_backend()
     evaluate(problems, out=tmp_path / "s", resume=True, n=2, k=2, t=2, summarize_candidates=True,
              backend=again, backend_config=BackendConfig(backend="mock"))  # fmt: skip
     assert again.calls == []
 
 
-def test_reasoning_effort_travels_with_every_request(tmp_path: Path) -> None:
-    backend = MockBackend()
+def test_reasoning_effort_travels_with_every_request(
+    mock_backend: Callable[..., MockBackend], tmp_path: Path
+) -> None:
+    backend = mock_backend()
     evaluate([Problem("p", "1+1?", "2", "math")], out=tmp_path / "r", n=2, k=2, t=2,
              reasoning_effort="high", backend=backend,
              backend_config=BackendConfig(backend="mock"))  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +46,16 @@ def near_miss(answer: str) -> str:
     return answer[:i] + ("1" if answer[i] != "1" else "2") + answer[i + 1 :]
 
 
-def test_a_near_miss_gives_the_scorers_partial_score_in_mean_score(tmp_path: Path) -> None:
+def test_a_near_miss_gives_the_scorers_partial_score_in_mean_score(
+    mock_backend: Callable[..., MockBackend], tmp_path: Path
+) -> None:
     path, entries = futoshiki_file(tmp_path / "games.parquet", 2)
     answers = {str(i): e["answer"] for i, e in enumerate(entries)}
 
     def script(request: GenerationRequest) -> str:
         return f"<answer>{near_miss(answers[request.meta['problem_id']])}</answer>"
 
-    result = evaluate(str(path), out=tmp_path / "run", n=2, k=2, t=1, backend=MockBackend(script),
+    result = evaluate(str(path), out=tmp_path / "run", n=2, k=2, t=1, backend=mock_backend(script),
                       backend_config=BackendConfig(backend="mock"))  # fmt: skip
     scorer = reasoning_gym.get_score_answer_fn("futoshiki")
     partial = [scorer(near_miss(e["answer"]), e) for e in entries]

@@ -42,7 +42,7 @@ def test_partial_scores_are_recorded_and_count_as_wrong() -> None:
     assert record.correct == [False, False, False]
     assert record.majority_answer == "abcx" and record.majority_correct is False
     book = MetricsBook(1)
-    book.add(0, Outcome(steps=[record], final_correct=False, is_arc=False))
+    book.add(0, Outcome(steps=[record], final_correct=False))
     line = book.step_lines()[0]
     assert (line["mean_acc"], line["pass_at_n"], line["majority_acc"]) == (0.0, 0.0, 0.0)
 
@@ -52,7 +52,7 @@ def test_a_full_score_counts_once_among_partials() -> None:
     record = asyncio.run(grade_step(task, problem, step_of(["abcd", "abcx", "abcx", "abcx"]), 0))
     assert record.correct == [True, False, False, False]
     book = MetricsBook(1)
-    book.add(0, Outcome(steps=[record], final_correct=False, is_arc=False))
+    book.add(0, Outcome(steps=[record], final_correct=False))
     line = book.step_lines()[0]
     assert line["mean_acc"] == pytest.approx(0.25)
     assert line["pass_at_n"] == 1.0 and line["majority_acc"] == 0.0
