@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -24,11 +24,14 @@ from recursa.serve.body import read_json_object
 from recursa.serve.conversation import problem_from_messages
 from recursa.serve.disconnect import ClientGone, unless_disconnected
 from recursa.serve.errors import APIError, api_error_handler
+from recursa.serve.limits import Admission, Ticket, check_request
+from recursa.serve.redact import redact_url, register_secrets
 from recursa.serve.reply import ReplyMeta, completion_body
-from recursa.serve.schema import parse_request, rsa_config
+from recursa.serve.schema import ChatRequest, parse_request, rsa_config
 from recursa.serve.settings import ServeSettings
 from recursa.serve.streaming import RSAStream, StepSink
 from recursa.serve.upstream import Upstream
+from recursa.tasks import Problem
 
 log = logging.getLogger("recursa.serve")
 
@@ -57,6 +60,7 @@ class Proxy:
         self.upstream_config = upstream
         self.api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self._upstream: Upstream | None = None
+        self.admission = Admission(settings.max_inflight_generations, settings.max_inflight_bytes)
 
     @property
     def upstream(self) -> Upstream:
@@ -80,7 +84,7 @@ class Proxy:
         return JSONResponse(
             {
                 "status": "ok",
-                "upstream": upstream.url,
+                "upstream": redact_url(upstream.url),
                 "model": upstream.model,
                 "in_flight": upstream.dispatcher.in_flight,
                 "concurrency": upstream.dispatcher.concurrency,
@@ -97,7 +101,25 @@ class Proxy:
         chat = parse_request(body)
         config = rsa_config(self.rsa_defaults, chat, self.settings.max_generations)
         problem = problem_from_messages(chat.messages, config.task)
+        prompt_bytes = len(problem.question.encode("utf-8", "replace"))
+        cost = check_request(config, self.rsa_defaults, prompt_bytes, self.settings)
         upstream = self.upstream
+        ticket = self.admission.admit(cost)
+        try:
+            return await self._answer(request, chat, config, problem, upstream, ticket)
+        except BaseException:
+            ticket.release()
+            raise
+
+    async def _answer(
+        self,
+        request: Request,
+        chat: ChatRequest,
+        config: RSAConfig,
+        problem: Problem,
+        upstream: Upstream,
+        ticket: Ticket,
+    ) -> Response:
         model = await upstream.resolve_model() or chat.model or "default"
         meta = ReplyMeta(model=model)
         started = time.monotonic()
@@ -116,8 +138,11 @@ class Proxy:
 
         if chat.stream:
 
-            def run(on_step: StepSink) -> Awaitable[SolveResult]:
-                return upstream.solve(problem, config, on_step)
+            async def run(on_step: StepSink) -> SolveResult:
+                try:
+                    return await upstream.solve(problem, config, on_step)
+                finally:
+                    ticket.release()
 
             return RSAStream(
                 run,
@@ -131,6 +156,8 @@ class Proxy:
             result = await unless_disconnected(upstream.solve(problem, config), request.receive)
         except ClientGone:
             return Response(status_code=CLIENT_CLOSED)
+        finally:
+            ticket.release()
         done(result)
         return JSONResponse(completion_body(meta, result))
 
@@ -150,6 +177,7 @@ def create_app(
             "api_key": settings.upstream_api_key,
         }
     )
+    register_secrets(settings)
     proxy = Proxy(settings, rsa or RSAConfig(), backend)
     return Starlette(
         routes=[

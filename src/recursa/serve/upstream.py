@@ -16,6 +16,7 @@ from recursa.engine import Engine, StepCallback
 from recursa.errors import BackendError, ContextOverflowError, RecursaError, UsageError
 from recursa.result import SolveResult
 from recursa.serve.errors import APIError, bad_request, upstream_failed
+from recursa.serve.redact import redact_url
 from recursa.tasks import Problem
 
 log = logging.getLogger("recursa.serve")
@@ -39,7 +40,8 @@ class Upstream:
 
     @property
     def url(self) -> str:
-        return self.backend.base_url
+        """The upstream's base URL as it may be shown (credentials redacted)."""
+        return redact_url(self.backend.base_url)
 
     @property
     def model(self) -> str | None:
