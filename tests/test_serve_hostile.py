@@ -144,6 +144,9 @@ def _chat(server: Server, body: dict[str, Any] | bytes, **kw: Any) -> httpx.Resp
     )
 
 
+Q = b'{"messages": [{"role": "user", "content": "q"}]'
+
+
 def test_costly_and_malformed_requests_are_400s_and_memory_stays_bounded() -> None:
     with serving("--upstream", dead_upstream(), "-n", "4", "-k", "2", "-t", "2") as server:
         base = server.rss_mb()
@@ -173,9 +176,9 @@ def test_costly_and_malformed_requests_are_400s_and_memory_stays_bounded() -> No
             "5000-digit-int": b'{"messages": [{"role": "user", "content": "q"}], "seed": '
             + b"9" * 5000
             + b"}",
-            "infinity": b'{"messages": [{"role": "user", "content": "q"}], "temperature": Infinity}',
-            "nan": b'{"messages": [{"role": "user", "content": "q"}], "temperature": NaN}',
-            "1e999": b'{"messages": [{"role": "user", "content": "q"}], "temperature": 1e999}',
+            "infinity": Q + b', "temperature": Infinity}',
+            "nan": Q + b', "temperature": NaN}',
+            "1e999": Q + b', "temperature": 1e999}',
             "deep": b'{"messages": [{"role": "user", "content": "q"}], "x": '
             + b"[" * 100_000
             + b"]" * 100_000
@@ -198,18 +201,21 @@ def test_work_in_flight_is_capped_with_429_and_retry_after() -> None:
             await asyncio.sleep(0.05)
         return answer("\\boxed{1}")
 
-    with fake_upstream(slow) as upstream, serving(
-        "--upstream",
-        upstream.url,
-        "-n",
-        "2",
-        "-k",
-        "1",
-        "-t",
-        "1",
-        "--max-inflight-generations",
-        "3",
-    ) as server:
+    with (
+        fake_upstream(slow) as upstream,
+        serving(
+            "--upstream",
+            upstream.url,
+            "-n",
+            "2",
+            "-k",
+            "1",
+            "-t",
+            "1",
+            "--max-inflight-generations",
+            "3",
+        ) as server,
+    ):
         body = {"messages": [{"role": "user", "content": "q"}]}
         results: list[httpx.Response] = []
         first = threading.Thread(target=lambda: results.append(_chat(server, body)))
@@ -276,3 +282,22 @@ def test_a_key_file_keeps_the_key_off_the_command_line(tmp_path: Path) -> None:
             server.url + "/models", headers={"Authorization": "Bearer file-key-123456"}, timeout=30
         )
         assert models.status_code == 502  # authenticated; the upstream is down
+
+
+def test_solve_and_eval_read_the_key_from_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-from-a-file-42\n")
+
+    async def reply(index: int, body: dict[str, Any]) -> Reply:
+        return answer("The answer is \\boxed{5}.")
+
+    with fake_upstream(reply) as upstream:
+        args = ["-q", "solve", "What is 2 + 3?", "--task", "math", "--backend", "openai"]
+        args += ["--base-url", upstream.url, "--api-key-file", str(key_file)]
+        args += ["-n", "2", "-k", "1", "-t", "1", "--max-tokens", "16"]
+        assert main(args) == 0
+        assert {b["_auth"] for b in upstream.stats.received} == {"Bearer sk-from-a-file-42"}
+    assert main(["-q", "solve", "q", "--api-key-file", str(tmp_path / "missing")]) == 2
+    assert "cannot read the key file" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import socket
 import sys
 from typing import Any
 
-from recursa.cli.options import add_model_flags
+from recursa.cli.options import add_model_flags, read_key_file
 from recursa.config import BackendConfig, RSAConfig, load_config_file
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
 from recursa.serve.redact import redact_url, register_secrets
@@ -108,15 +108,6 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServeSettings, RSAConfig, B
 
 def args_value(args: argparse.Namespace, name: str) -> Any:
     return getattr(args, name, None)
-
-
-def read_key_file(path: str) -> str:
-    """A key from a file (its first line), so that it never appears on a command line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the key file {path}: {exc}") from exc
 
 
 def loopback(host: str) -> bool:
