@@ -8,7 +8,7 @@ import pytest
 
 from recursa.config import RSAConfig
 from recursa.result import Candidate, SolveResult, StepResult
-from recursa.serve.conversation import problem_from_messages, problem_text
+from recursa.serve.conversation import problem_from_messages, split_conversation
 from recursa.serve.errors import APIError
 from recursa.serve.reply import ReplyMeta, completion_body, completion_chunks, text_pieces
 from recursa.serve.schema import ChatMessage, parse_request, rsa_config
@@ -18,29 +18,36 @@ def messages(*pairs: tuple[str, Any]) -> list[ChatMessage]:
     return [ChatMessage(role=role, content=content) for role, content in pairs]  # type: ignore[arg-type]
 
 
-def test_a_lone_user_message_is_the_problem_unchanged() -> None:
-    assert problem_text(messages(("user", "What is 2+2?"))) == "What is 2+2?"
+def test_a_lone_user_message_is_the_question_with_no_history() -> None:
+    problem = problem_from_messages(messages(("user", "What is 2+2?")), "general")
+    assert problem.question == "What is 2+2?" and problem.history == []
 
 
-def test_system_and_earlier_turns_are_carried_above_the_question() -> None:
-    text = problem_text(
+def test_system_and_earlier_turns_are_kept_as_messages_before_the_question() -> None:
+    history, question = split_conversation(
         messages(
             ("system", "Answer in French."),
+            ("developer", "Be brief."),
             ("user", "Hi"),
             ("assistant", "Bonjour"),
             ("user", [{"type": "text", "text": "What is "}, {"type": "text", "text": "2+2?"}]),
         )
     )
-    assert text.index("Instructions:\nAnswer in French.") < text.index("Conversation so far:")
-    assert "User: Hi\n\nAssistant: Bonjour" in text
-    assert text.endswith("Latest user message:\nWhat is 2+2?")
+    assert history == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Bonjour"},
+    ]
+    assert question == "What is 2+2?"
 
 
 def test_the_same_conversation_gets_the_same_problem_id() -> None:
     a = problem_from_messages(messages(("user", "q1")), "math")
     b = problem_from_messages(messages(("user", "q1")), "math")
     c = problem_from_messages(messages(("user", "q2")), "math")
-    assert a.id == b.id != c.id and a.task == "math"
+    d = problem_from_messages(messages(("system", "s"), ("user", "q1")), "math")
+    assert a.id == b.id != c.id and a.id != d.id and a.task == "math"
 
 
 @pytest.mark.parametrize(
@@ -49,11 +56,12 @@ def test_the_same_conversation_gets_the_same_problem_id() -> None:
         ((("user", "q"), ("assistant", "a")), "last message must come from the user"),
         ((("user", "   "),), "empty"),
         ((("user", [{"type": "image_url", "image_url": {"url": "x"}}]),), "'image_url'"),
+        ((("user", "q"), ("tool", "42"), ("user", "and?")), "messages[1]: tool calls"),
     ],
 )
 def test_conversations_rsa_cannot_answer_are_400s(convo: Any, fragment: str) -> None:
     with pytest.raises(APIError) as info:
-        problem_text(messages(*convo))
+        split_conversation(messages(*convo))
     assert info.value.status == 400 and fragment in info.value.message
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -92,6 +92,7 @@ class Engine:
         on_step: StepCallback | None = None,
         on_generation: GenerationCallback | None = None,
         keep_history: bool = True,
+        request_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.config = config
@@ -100,6 +101,8 @@ class Engine:
         self.on_step = on_step
         self.on_generation = on_generation
         self.keep_history = keep_history
+        #: Extra request-body fields sent with every generation (GenerationRequest.params).
+        self.request_params = dict(request_params or {})
         self._told_truncation = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
 
@@ -128,6 +131,7 @@ class Engine:
             completion_tokens=completion.completion_tokens,
             finish_reason=completion.finish_reason,
             parents=parents,
+            logprobs=completion.logprobs,
         )
         state.usage["prompt_tokens"] += candidate.prompt_tokens
         state.usage["completion_tokens"] += candidate.completion_tokens
@@ -156,19 +160,25 @@ class Engine:
             seed=request_seed(cfg.seed, problem.id, step, slot),
             key=f"{problem.id}/{step}/{slot}",
             meta=meta,
+            params=self.request_params,
         )
 
     def _count(self, text: str) -> int:
         return self.dispatcher.backend.count_tokens(text)
+
+    def _history_tokens(self, problem: Problem) -> int:
+        """Tokens of the messages sent before the prompt (none for most problems)."""
+        return sum(self._count(m.get("content") or "") for m in problem.history)
 
     def _plain_builder(
         self, state: _State, slot: int
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
-            max_tokens = fit_plain(
-                self._count(messages[0]["content"]), self.context_tokens, self.config.max_tokens
-            )
+            prompt_tokens = self._count(messages[-1]["content"])
+            if self.context_tokens is not None:
+                prompt_tokens += self._history_tokens(state.problem)
+            max_tokens = fit_plain(prompt_tokens, self.context_tokens, self.config.max_tokens)
             return self._request(state.problem, 1, slot, messages, max_tokens)
 
         return build
@@ -181,6 +191,7 @@ class Engine:
             # The prompt without candidates, counted only when a context window bounds it.
             overhead = (
                 self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
+                + self._history_tokens(state.problem)
                 if self.context_tokens is not None
                 else 0
             )

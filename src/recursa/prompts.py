@@ -26,8 +26,8 @@ def candidate_header(index: int, count: int) -> str:
 
 
 def plain_messages(task: Task, problem: Problem) -> list[Message]:
-    """The messages for a fresh sample (step 1)."""
-    return [{"role": "user", "content": task.plain_prompt(problem)}]
+    """The messages for a fresh sample (step 1): the problem's history, then the prompt."""
+    return [*problem.history, {"role": "user", "content": task.plain_prompt(problem)}]
 
 
 def aggregation_text(task: Task, problem: Problem, candidates: list[str]) -> str:
@@ -43,5 +43,9 @@ def aggregation_text(task: Task, problem: Problem, candidates: list[str]) -> str
 
 
 def aggregation_messages(task: Task, problem: Problem, candidates: list[str]) -> list[Message]:
-    """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates."""
-    return [{"role": "user", "content": aggregation_text(task, problem, candidates)}]
+    """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates: the
+    problem's history, then the aggregation prompt as the last user turn."""
+    return [
+        *problem.history,
+        {"role": "user", "content": aggregation_text(task, problem, candidates)},
+    ]

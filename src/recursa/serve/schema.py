@@ -8,15 +8,22 @@ fields, bad values and K > N are 400s naming the problem.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recursa.config import RSAConfig, validation_message
 from recursa.serve.errors import APIError, bad_request
+from recursa.serve.params import check_unsupported
 
 #: RSAConfig fields a request's `rsa` object may set (the step barrier concerns many problems).
 RSA_FIELDS: tuple[str, ...] = tuple(f for f in RSAConfig.model_fields if f != "sync_steps")
+
+#: Fresh run seeds are drawn from [0, SEED_RANGE) (31 bits, as upstream seeds are).
+SEED_RANGE = 2**31 - 1
+#: The final selection for task `general` unless the server or the request names one.
+OPEN_SELECTION = "random"
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -62,11 +69,12 @@ class StreamOptions(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """The fields of a chat-completions body the proxy reads; other standard fields are
-    accepted and ignored."""
+    """The fields of a chat-completions body the proxy reads itself. Every other field is
+    kept (`model_extra`) and sent with every upstream generation, or refused: see
+    serve/params.py."""
 
     # Strict: JSON `true` is no N and "yes" is no boolean.
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
@@ -80,6 +88,12 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     tools: list[Any] | None = None
     functions: list[Any] | None = None
+    tool_choice: Any = None
+    function_call: Any = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     rsa: dict[str, Any] | None = None
 
 
@@ -99,14 +113,23 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
         raise bad_request(message, param=param) from exc
     if request.n not in (None, 1):
         raise bad_request("n must be 1: RSA answers with the one candidate it selects", param="n")
-    if request.tools or request.functions:
-        raise bad_request("tools and function calling are not supported by the RSA proxy")
+    check_unsupported(request.model_dump(exclude_none=True) | (request.model_extra or {}))
     return request
 
 
-def rsa_config(defaults: RSAConfig, request: ChatRequest, max_generations: int) -> RSAConfig:
-    """The settings for this request: defaults, standard fields, then the `rsa` object."""
+def rsa_config(
+    defaults: RSAConfig,
+    request: ChatRequest,
+    max_generations: int,
+    from_model: dict[str, int] | None = None,
+) -> RSAConfig:
+    """The settings for this request: defaults, N/K/T from the model name (`from_model`),
+    standard fields, then the `rsa` object. Two defaults depend on the request: without a
+    seed from the request or the server (`--seed`), every request draws a fresh one; with
+    task `general` and no selection asked for, the final candidate is a random member
+    (open questions have no extracted answer to vote on; see serve/open_task.py)."""
     values: dict[str, Any] = defaults.model_dump()
+    values.update(from_model or {})
     standard = {
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -128,12 +151,25 @@ def rsa_config(defaults: RSAConfig, request: ChatRequest, max_generations: int) 
             param=f"rsa.{unknown[0]}",
         )
     values.update(overrides)
+    if request.seed is None and "seed" not in overrides and "seed" not in defaults.model_fields_set:
+        values["seed"] = secrets.randbelow(SEED_RANGE)
+    if (
+        values.get("task") == "general"
+        and "selection" not in overrides
+        and "selection" not in defaults.model_fields_set
+    ):
+        values["selection"] = OPEN_SELECTION
     try:
         config = RSAConfig.model_validate(values, strict=True)
     except ValidationError as exc:
         loc = ".".join(str(p) for p in exc.errors()[0].get("loc", ()))
         field = loc.split(".")[0]
-        param = f"rsa.{field}" if field in overrides else (field or "rsa")
+        if field in overrides:
+            param = f"rsa.{field}"
+        elif field in (from_model or {}):
+            param = "model"
+        else:
+            param = field or "rsa"
         raise bad_request(validation_message(exc), param=param) from exc
     if config.n * config.t > max_generations:
         raise bad_request(

@@ -38,6 +38,11 @@ class ServeSettings(BaseModel):
     max_generations: int = Field(
         4096, ge=1, description="Most generations (N x T) one request may ask for."
     )
+    cors_origin: list[str] = Field(
+        default_factory=list,
+        description="Origins whose browser pages may call the server (CORS; repeatable, '*' for "
+        "any); default: none.",
+    )
 
     @field_validator("upstream")
     @classmethod
