@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl
+EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl,interop
 # llama-cpp-python compiles from source. A native build (-march=native) can emit AMX/AVX-512
 # instructions that some virtual machines advertise but do not allow (SIGILL at run time), so
 # build for a portable AVX2 baseline.

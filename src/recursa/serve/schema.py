@@ -166,7 +166,7 @@ def rsa_config(
         field = loc.split(".")[0]
         if field in overrides:
             param = f"rsa.{field}"
-        elif field in (from_model or {}):
+        elif field in (from_model or {}) or (not field and set(from_model or {}) & {"n", "k"}):
             param = "model"
         else:
             param = field or "rsa"
