@@ -36,7 +36,7 @@ def test_non_streaming_reply_and_its_usage_adds_up_the_upstream_calls(llama_serv
     ):
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
         reply = client.chat.completions.create(
-            model="rsa",
+            model="smollm2",
             messages=QUESTION,  # type: ignore[arg-type]
             max_tokens=32,
             seed=1,

@@ -177,22 +177,27 @@ def test_a_json_schema_reaches_every_generation_and_the_aggregation_asks_for_it(
     assert rsa["answer"] in ('{"colour":"blue"}', '{"colour":"red"}')  # the parsed object
 
 
-def test_json_object_mode_with_majority_votes_on_the_parsed_object() -> None:
+def test_json_object_mode_votes_on_the_parsed_object_and_never_picks_broken_json() -> None:
     async def spaced(i: int, body: dict[str, Any]) -> Reply:
-        return answer('{"a": 1, "b": 2}' if i % 2 else '```json\n{"b":2,"a":1}\n```')
+        if i % 3 == 0:
+            return answer('{"a": 1, "b"')  # cut off by max_tokens
+        return answer('{"a": 1, "b": 2}' if i % 3 == 1 else '```json\n{"b":2,"a":1}\n```')
 
     with fake_upstream(spaced) as up, running_proxy(up.url) as url:
         reply = chat(
             url,
             {
-                "model": "rsa-n2-k1-t2/fake-model",
+                "model": "rsa-n3-k1-t2/fake-model",
                 "messages": [{"role": "user", "content": "JSON please"}],
                 "response_format": {"type": "json_object"},
-                "rsa": {"selection": "majority"},
             },
         ).json()
-    assert reply["rsa"]["steps"][-1]["agreement"] == 1.0
+    assert reply["rsa"]["steps"][-1]["agreement"] == pytest.approx(2 / 3)
     assert reply["rsa"]["answer"] == '{"a":1,"b":2}'
+    assert json.loads(reply["choices"][0]["message"]["content"].strip("`json\n")) == {
+        "a": 1,
+        "b": 2,
+    }
     assert all(r["response_format"] == {"type": "json_object"} for r in up.stats.received)
 
 

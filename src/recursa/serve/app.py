@@ -30,7 +30,7 @@ from recursa.serve.job import Job, prepare
 from recursa.serve.models import model_entries, parse_model_name
 from recursa.serve.reply import ReplyMeta, completion_body
 from recursa.serve.responses import EventStream, ResponseMeta, chat_body, response_body
-from recursa.serve.schema import parse_request
+from recursa.serve.schema import ChatRequest, parse_request
 from recursa.serve.settings import ServeSettings
 from recursa.serve.streaming import RSAStream, StepSink
 from recursa.serve.upstream import Upstream
@@ -109,6 +109,16 @@ class Proxy:
                 return JSONResponse({**item, "id": name} if name != upstream else item)
         raise APIError(404, f"the model {name!r} does not exist", code="model_not_found")
 
+    async def _prepare(self, chat: ChatRequest) -> Job:
+        settings = self.settings
+        return await prepare(
+            self.upstream,
+            self.rsa_defaults,
+            chat,
+            settings.max_generations,
+            settings.upstream_schema_format,
+        )
+
     def _logger(self, id: str, job: Job) -> Callable[[SolveResult], None]:
         started = time.monotonic()
         config = job.config
@@ -138,7 +148,7 @@ class Proxy:
         require_bearer(request, self.api_key)
         body = await read_json_object(request, self.settings.max_body_bytes)
         chat = parse_request(body)
-        job = await prepare(self.upstream, self.rsa_defaults, chat, self.settings.max_generations)
+        job = await self._prepare(chat)
         meta = ReplyMeta(model=job.model)
         done = self._logger(meta.id, job)
         if chat.stream:
@@ -166,7 +176,7 @@ class Proxy:
         require_bearer(request, self.api_key)
         body = await read_json_object(request, self.settings.max_body_bytes)
         chat = parse_request(chat_body(body))
-        job = await prepare(self.upstream, self.rsa_defaults, chat, self.settings.max_generations)
+        job = await self._prepare(chat)
         meta = ResponseMeta(model=job.model, request=body, logprobs=job.logprobs)
         done = self._logger(meta.id, job)
         if chat.stream:

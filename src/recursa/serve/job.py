@@ -17,7 +17,7 @@ from recursa.result import SolveResult
 from recursa.serve.conversation import problem_from_messages
 from recursa.serve.errors import APIError, bad_request
 from recursa.serve.models import parse_model_name
-from recursa.serve.open_task import OpenTask, json_format
+from recursa.serve.open_task import OpenTask, json_format, upstream_format
 from recursa.serve.params import upstream_params
 from recursa.serve.reply import selected
 from recursa.serve.schema import ChatRequest, rsa_config
@@ -68,9 +68,14 @@ def task_for(config: RSAConfig, request: ChatRequest) -> Task:
 
 
 async def prepare(
-    upstream: Upstream, defaults: RSAConfig, request: ChatRequest, max_generations: int
+    upstream: Upstream,
+    defaults: RSAConfig,
+    request: ChatRequest,
+    max_generations: int,
+    schema_format: str = "json_schema",
 ) -> Job:
-    """The run a chat request asks for, or a 400/404 naming what is wrong."""
+    """The run a chat request asks for, or a 400/404 naming what is wrong. `schema_format`
+    is how a JSON schema is sent upstream (ServeSettings.upstream_schema_format)."""
     choice = parse_model_name(request.model)
     config = rsa_config(defaults, request, max_generations, choice.settings)
     task = task_for(config, request)
@@ -78,10 +83,16 @@ async def prepare(
     model = await upstream.model_for(choice.upstream)
     params = upstream_params(request.model_dump(exclude_none=True))
     params["model"] = model
+    if request.response_format is not None:
+        params["response_format"] = upstream_format(request.response_format, schema_format)
     if request.top_logprobs is not None and not request.logprobs:
         raise APIError(
             400, "top_logprobs needs logprobs: true", code="invalid_value", param="top_logprobs"
         )
+    if request.logprobs and request.top_logprobs is None:
+        # OpenAI's default, spelled out: llama-cpp-python's server returns no logprobs at all
+        # without it.
+        params["top_logprobs"] = 0
     return Job(
         upstream=upstream,
         config=config,

@@ -64,6 +64,16 @@ def json_format(response_format: dict[str, Any] | None) -> JSONFormat | None:
     )
 
 
+def upstream_format(response_format: dict[str, Any], style: str) -> dict[str, Any]:
+    """`response_format` as the upstream takes it: unchanged, or with `style` 'json_object' a
+    json_schema one as `{"type": "json_object", "schema": ...}` (llama-cpp-python's form)."""
+    if style != "json_object" or response_format.get("type") != "json_schema":
+        return response_format
+    spec = response_format.get("json_schema") or {}
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return {"type": "json_object", **({"schema": schema} if schema is not None else {})}
+
+
 def parse_json_reply(text: str) -> Any:
     """The JSON value a reply holds (think blocks and a code fence around it allowed), or
     raise ValueError."""

@@ -22,8 +22,11 @@ RSA_FIELDS: tuple[str, ...] = tuple(f for f in RSAConfig.model_fields if f != "s
 
 #: Fresh run seeds are drawn from [0, SEED_RANGE) (31 bits, as upstream seeds are).
 SEED_RANGE = 2**31 - 1
-#: The final selection for task `general` unless the server or the request names one.
+#: The final selection for task `general` unless the server or the request names one: a
+#: random member, since open answers have nothing extracted to vote on; for JSON replies a
+#: vote on the parsed objects, which never picks a reply that is not JSON over one that is.
 OPEN_SELECTION = "random"
+JSON_TYPES = ("json_object", "json_schema")
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -127,7 +130,8 @@ def rsa_config(
     standard fields, then the `rsa` object. Two defaults depend on the request: without a
     seed from the request or the server (`--seed`), every request draws a fresh one; with
     task `general` and no selection asked for, the final candidate is a random member
-    (open questions have no extracted answer to vote on; see serve/open_task.py)."""
+    (open questions have no extracted answer to vote on; see serve/open_task.py), or for a
+    JSON `response_format` the majority of the parsed objects."""
     values: dict[str, Any] = defaults.model_dump()
     values.update(from_model or {})
     standard = {
@@ -158,7 +162,8 @@ def rsa_config(
         and "selection" not in overrides
         and "selection" not in defaults.model_fields_set
     ):
-        values["selection"] = OPEN_SELECTION
+        wants_json = (request.response_format or {}).get("type") in JSON_TYPES
+        values["selection"] = "majority" if wants_json else OPEN_SELECTION
     try:
         config = RSAConfig.model_validate(values, strict=True)
     except ValidationError as exc:
