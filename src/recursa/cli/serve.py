@@ -32,11 +32,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
         help="run an OpenAI-compatible proxy that answers with RSA",
-        description="Serve POST /v1/chat/completions, GET /v1/models and GET /health. Every chat "
-        "completion runs RSA over the upstream OpenAI-compatible server and answers with the "
-        "selected final candidate. The RSA flags set the server's defaults; a request "
-        'overrides them with an "rsa" object in its body, e.g. {"rsa": {"n": 8, "k": 3, '
-        '"t": 4, "task": "math"}}. See docs/SERVE.md.',
+        description="Serve POST /v1/chat/completions, POST /v1/responses, GET /v1/models and "
+        "GET /health. Every chat completion runs RSA over the upstream OpenAI-compatible server "
+        "and answers with the selected final candidate. The RSA flags set the server's "
+        'defaults; a request overrides them with an "rsa" object in its body, e.g. '
+        '{"rsa": {"n": 8, "k": 3, "t": 4, "task": "math"}}, or with a model name such as '
+        "rsa-n8-k3-t4/MODEL. Sampling parameters (stop, penalties, response_format, ...) reach "
+        "every upstream generation. See docs/SERVE.md.",
     )
     server = p.add_argument_group("server settings")
     add_model_flags(server, ServeSettings, skip=frozenset({"cors_origin"}))
