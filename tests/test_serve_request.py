@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from recursa.config import RSAConfig
+from recursa.prompts import aggregation_text
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.serve.conversation import problem_from_messages, split_conversation
 from recursa.serve.errors import APIError
+from recursa.serve.models import parse_model_name
+from recursa.serve.open_task import JSONFormat, OpenTask
 from recursa.serve.reply import ReplyMeta, completion_body, completion_chunks, text_pieces
 from recursa.serve.schema import ChatMessage, parse_request, rsa_config
 
@@ -191,3 +195,72 @@ def test_chunks_carry_the_same_message_then_usage() -> None:
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 103
     assert {c["id"] for c in chunks} == {meta.id}
     assert "usage" not in completion_chunks(meta, result(text), include_usage=False)[-1]
+
+
+@pytest.mark.parametrize(
+    ("name", "upstream", "settings"),
+    [
+        (None, None, {}),
+        ("qwen3", "qwen3", {}),
+        ("Qwen/Qwen3-8B", "Qwen/Qwen3-8B", {}),
+        ("rsa", None, {}),
+        ("rsa/qwen3", "qwen3", {}),
+        ("rsa-n8-k3-t4/Qwen/Qwen3-8B", "Qwen/Qwen3-8B", {"n": 8, "k": 3, "t": 4}),
+        ("rsa-t2/qwen3", "qwen3", {"t": 2}),
+        ("rsa-n4-k2", None, {"n": 4, "k": 2}),
+        ("rsa-x/qwen3", "rsa-x/qwen3", {}),  # not the RSA spelling: an upstream name
+    ],
+)
+def test_model_names_pick_the_upstream_model_and_n_k_t(
+    name: str | None, upstream: str | None, settings: dict[str, int]
+) -> None:
+    choice = parse_model_name(name)
+    assert (choice.upstream, choice.settings) == (upstream, settings)
+
+
+def test_unseeded_requests_draw_fresh_seeds_unless_the_server_or_request_sets_one() -> None:
+    fresh = {rsa_config(RSAConfig(), request(), 4096).seed for _ in range(5)}
+    assert len(fresh) == 5
+    assert {rsa_config(RSAConfig(seed=4), request(), 4096).seed for _ in range(3)} == {4}
+    assert rsa_config(RSAConfig(), request(seed=7), 4096).seed == 7
+    assert rsa_config(RSAConfig(), request(rsa={"seed": 8}), 4096).seed == 8
+
+
+def test_open_questions_default_to_a_random_member_and_json_to_a_vote() -> None:
+    assert rsa_config(RSAConfig(), request(), 4096).selection == "random"
+    as_json = request(response_format={"type": "json_object"})
+    assert rsa_config(RSAConfig(), as_json, 4096).selection == "majority"
+    assert rsa_config(RSAConfig(task="math"), request(), 4096).selection == "majority"
+    assert rsa_config(RSAConfig(selection="majority"), request(), 4096).selection == "majority"
+    assert rsa_config(RSAConfig(), request(rsa={"selection": "majority"}), 4096).selection == (
+        "majority"
+    )
+
+
+def test_the_open_task_adds_no_format_and_json_answers_are_canonical() -> None:
+    problem = problem_from_messages(messages(("user", "Write a haiku.")), "general")
+    text_task = OpenTask()
+    assert text_task.plain_prompt(problem) == "Write a haiku."
+    prompt = aggregation_text(text_task, problem, ["one", "two"])
+    assert "Final answer" not in prompt and "Write a haiku." in prompt
+    assert text_task.extract("Final answer: 3") is None
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    json_task = OpenTask(JSONFormat(schema))
+    prompt = aggregation_text(json_task, problem, ['{"a": 1}', '{"a": 2}'])
+    assert prompt.endswith(json.dumps(schema)) and "JSON object" in prompt
+    assert json_task.extract('<think>hm</think>\n```json\n{"b": [1], "a": 1}\n```') == (
+        '{"a":1,"b":[1]}'
+    )
+    assert json_task.extract('{"a": 1') is None
+
+
+def test_a_leading_think_block_is_the_replys_reasoning_content() -> None:
+    body = completion_body(ReplyMeta(model="m"), result("<think>hmm, 7</think>\n\nIt is 7."))
+    assert body["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "It is 7.",
+        "reasoning_content": "hmm, 7",
+    }
+    chunks = completion_chunks(ReplyMeta(model="m"), result("<think>a</think>b"), False)
+    assert chunks[1]["choices"][0]["delta"] == {"reasoning_content": "a"}
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "b"
