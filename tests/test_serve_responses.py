@@ -110,3 +110,19 @@ def test_what_the_proxy_cannot_do_is_a_400_naming_the_field(
     assert reply.status_code == 400, reply.text
     assert reply.json()["error"]["param"] == param
     assert up.stats.received == []
+
+
+def test_a_failure_while_streaming_is_an_error_event_then_response_failed() -> None:
+    async def refuse(i: int, body: dict[str, Any]) -> Reply:
+        return 400, {}, {"error": {"message": "no such stop", "code": "invalid_value"}}
+
+    with fake_upstream(refuse) as up, running_proxy(up.url, rsa=SMALL) as url:
+        body = {"model": "rsa", "input": "hi", "stream": True}
+        with httpx.stream("POST", f"{url}/responses", json=body, timeout=30) as reply:
+            lines = [line for line in reply.iter_lines() if line.startswith("event: ")]
+    assert lines == [
+        "event: response.created",
+        "event: response.in_progress",
+        "event: error",
+        "event: response.failed",
+    ]
