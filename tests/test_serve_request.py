@@ -12,6 +12,7 @@ from recursa.prompts import aggregation_text
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.serve.conversation import problem_from_messages, split_conversation
 from recursa.serve.errors import APIError
+from recursa.serve.job import _latest_logprobs_only
 from recursa.serve.models import parse_model_name
 from recursa.serve.open_task import JSONFormat, OpenTask
 from recursa.serve.reply import ReplyMeta, completion_body, completion_chunks, text_pieces
@@ -264,3 +265,14 @@ def test_a_leading_think_block_is_the_replys_reasoning_content() -> None:
     chunks = completion_chunks(ReplyMeta(model="m"), result("<think>a</think>b"), False)
     assert chunks[1]["choices"][0]["delta"] == {"reasoning_content": "a"}
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "b"
+
+
+def test_only_the_latest_steps_logprobs_are_kept() -> None:
+    lp = {"content": [{"token": "a", "logprob": -1.0}]}
+    steps = [StepResult(s, [Candidate(s, 0, "a", None, logprobs=dict(lp))]) for s in (1, 2, 3)]
+    seen: list[int] = []
+    keep = _latest_logprobs_only(lambda problem, step: seen.append(step.step))
+    problem = problem_from_messages(messages(("user", "q")), "general")
+    for step in steps:
+        keep(problem, step)
+    assert [s.candidates[0].logprobs for s in steps] == [None, None, lp] and seen == [1, 2, 3]

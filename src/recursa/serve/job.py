@@ -8,12 +8,13 @@ with every upstream generation (serve/params.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from recursa.config import RSAConfig
 from recursa.engine import StepCallback
-from recursa.result import SolveResult
+from recursa.result import SolveResult, StepResult
 from recursa.serve.conversation import problem_from_messages
 from recursa.serve.errors import APIError, bad_request
 from recursa.serve.models import parse_model_name
@@ -39,6 +40,8 @@ class Job:
     logprobs: bool
 
     async def run(self, on_step: StepCallback | None = None) -> SolveResult:
+        if self.logprobs:
+            on_step = _latest_logprobs_only(on_step)
         result = await self.upstream.solve(
             self.problem, self.config, on_step, task=self.task, params=self.params
         )
@@ -50,6 +53,21 @@ class Job:
                 param="logprobs",
             )
         return result
+
+
+def _latest_logprobs_only(on_step: StepCallback | None) -> StepCallback:
+    """A step callback that drops the logprobs of every step but the latest (only the final
+    population's are ever returned), so a run holds N candidates' logprobs, not N x T."""
+    previous: list[StepResult] = []
+
+    def keep(problem: Problem, step: StepResult) -> Awaitable[None] | None:
+        for earlier in previous:
+            for candidate in earlier.candidates:
+                candidate.logprobs = None
+        previous[:] = [step]
+        return on_step(problem, step) if on_step is not None else None
+
+    return keep
 
 
 def task_for(config: RSAConfig, request: ChatRequest) -> Task:
