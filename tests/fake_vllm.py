@@ -197,7 +197,7 @@ class FakeTokenizer:
 
 @dataclass
 class FakeEngine:
-    """`AsyncLLM`'s surface: `generate(prompt, sampling_params, request_id)` is an async
+    """`AsyncLLM`'s surface: `generate(prompt, sampling_params, request_id, priority=0)` is an async
     generator of `RequestOutput`s; `tokenizer`, `model_config.max_model_len`, `abort`,
     `shutdown`."""
 
@@ -210,6 +210,8 @@ class FakeEngine:
     #: Finish reasons of the final output, one per call in order ("stop"/"length" after).
     finish_reasons: list[str] = field(default_factory=list)
     calls: list[tuple[Any, Any, str]] = field(default_factory=list)
+    #: The `priority` each call passed (vLLM's default is 0).
+    priorities: list[int] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     in_flight: int = 0
     peak: int = 0
@@ -222,9 +224,10 @@ class FakeEngine:
         self.aborted.append(request_id)
 
     async def generate(
-        self, prompt: Any, params: Any, request_id: str
+        self, prompt: Any, params: Any, request_id: str, priority: int = 0
     ) -> AsyncIterator[SimpleNamespace]:
         self.calls.append((prompt, params, request_id))
+        self.priorities.append(priority)
         get = params.get if isinstance(params, dict) else lambda k, d=None: getattr(params, k, d)
         try:
             if self.fail is not None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from recursa.backends.admission import InFlightEstimate
 from recursa.errors import UsageError
 
 TaskName = Literal["general", "math", "rg", "mcq", "code", "arc"]
@@ -94,6 +95,17 @@ class BackendConfig(BaseModel):
     concurrency: int | None = Field(
         None, ge=1, description="Requests in flight at once (default: the backend's own)."
     )
+    max_tokens_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Admission control: most tokens (prompt + expected decode) in flight at "
+        "once, e.g. the engine's KV-cache size (default: no limit).",
+    )
+    in_flight_estimate: InFlightEstimate = Field(
+        "max_tokens",
+        description="Expected decode per request for --max-tokens-in-flight: max_tokens, or "
+        "usage (the mean completion length reported so far).",
+    )
     timeout: float = Field(600.0, gt=0, description="Seconds before one request times out.")
     max_retries: int = Field(
         6, ge=0, description="Retries of a failed request (429, 5xx, timeouts, dropped links)."
@@ -127,6 +139,9 @@ class BackendConfig(BaseModel):
     )
     max_model_len: int | None = Field(
         None, ge=64, description="vllm: context window (default: the model's own)."
+    )
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="vllm: most sequences decoded together (default: vLLM's)."
     )
     mock_latency: float = Field(0.0, ge=0.0, description="mock: seconds per request.")
     mock_accuracy: float = Field(

@@ -18,6 +18,8 @@ from recursa.tasks import Problem
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {
         "backend.concurrency",
+        "backend.max_tokens_in_flight",
+        "backend.in_flight_estimate",
         "backend.timeout",
         "backend.max_retries",
         "backend.retry_base_delay",
