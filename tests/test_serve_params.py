@@ -351,3 +351,22 @@ def test_405_names_the_allowed_methods_and_cors_answers_the_configured_origin() 
     with fake_upstream(blue) as up, running_proxy(up.url) as url:
         plain = httpx.get(f"{url}/models", headers={"Origin": "https://app.test"})
         assert "access-control-allow-origin" not in plain.headers  # no CORS unless asked
+
+
+def test_the_sdks_parse_gets_its_pydantic_model_back() -> None:
+    from pydantic import BaseModel
+
+    class Colour(BaseModel):
+        colour: str
+
+    with fake_upstream(json_colour) as up, running_proxy(up.url, rsa=SMALL) as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        reply = client.chat.completions.parse(
+            model="rsa",
+            messages=[{"role": "user", "content": "A colour as JSON."}],
+            response_format=Colour,
+        )
+    parsed = reply.choices[0].message.parsed
+    assert isinstance(parsed, Colour) and parsed.colour in ("red", "blue")
+    sent = up.stats.received[0]["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Colour"
