@@ -8,8 +8,8 @@ chosen by a selection that needs none (serve/schema.py makes `random` the defaul
 
 With `response_format` `json_object` or `json_schema` the aggregation prompt asks for one JSON
 object (conforming to the schema), and the extracted answer is the parsed object in a canonical
-spelling, so candidates that are the same object vote together if a client asks for
-`selection: majority`.
+spelling, so candidates that are the same object vote together (the default selection for
+JSON replies is that vote, which never picks a reply that does not parse over one that does).
 """
 
 from __future__ import annotations
@@ -90,25 +90,28 @@ class OpenTask(Task):
     def __init__(self, json_reply: JSONFormat | None = None) -> None:
         self.json_reply = json_reply
         if json_reply is None:
-            self.answer_format = (
-                "your reply to the problem itself, addressed to the person who asked, without "
-                "referring to the candidate solutions"
+            self.format_hint = (
+                "a complete reply to the problem, written for the person who asked it"
             )
         elif json_reply.schema is None:
-            self.answer_format = "a single JSON object that answers the problem (valid JSON only)"
+            self.format_hint = "a single JSON object (valid JSON and nothing else)"
         else:
-            self.answer_format = (
-                "a single JSON object that answers the problem and conforms to the JSON schema "
-                "given below (valid JSON only)"
+            self.format_hint = (
+                "a single JSON object conforming to the JSON schema below (valid JSON and "
+                "nothing else)"
             )
 
     def plain_prompt(self, problem: Problem) -> str:
         """The client's last message, unchanged."""
         return problem.question
 
-    def format_instruction(self, problem: Problem) -> str:
+    def closing_instruction(self, problem: Problem) -> str:
+        """After the aggregation prompt's closing line: what the reply must be."""
         if self.json_reply is None:
-            return "Now write that single improved reply."
+            return (
+                "Write only that reply, as the person who asked will read it: do not mention "
+                "the candidate solutions."
+            )
         if self.json_reply.schema is None:
             return "Reply with one JSON object and nothing else."
         schema = json.dumps(self.json_reply.schema, ensure_ascii=False)
@@ -116,6 +119,9 @@ class OpenTask(Task):
             "Reply with one JSON object and nothing else, conforming to this JSON schema:\n"
             f"{schema}"
         )
+
+    def format_instruction(self, problem: Problem) -> str:
+        return self.closing_instruction(problem)
 
     def extract(self, text: str) -> str | None:
         """Text replies: None (nothing to vote on). JSON replies: the value, canonically."""
