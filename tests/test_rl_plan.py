@@ -185,3 +185,16 @@ def test_the_bf16_rounding_note_matches_torchs_adamw() -> None:
     opt.step()
     moved = (p.detach() != weights).tolist()
     assert moved == [False, False, True]
+
+
+def test_the_papers_hub_dataset_needs_no_download_for_a_dry_run(
+    tmp_path: Path, qwen4b: Path
+) -> None:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        args = ["rl", "train", "--data", "RSA-RL/DeepScaleR-RG-Aggregator-RL"]
+        code = main([*args, "--model", str(qwen4b), "--out", str(tmp_path / "run"), "--dry-run"])
+    assert code == 0 and "nothing is loaded or trained" in out.getvalue()
