@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from recursa.serve.redact import scrub
+
+log = logging.getLogger("recursa.serve")
 
 
 class APIError(Exception):
@@ -63,4 +66,6 @@ def upstream_failed(message: str) -> APIError:
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Starlette handler for APIError."""
     assert isinstance(exc, APIError)
+    if exc.status < 500:
+        log.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc.message)
     return exc.response()

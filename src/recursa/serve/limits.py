@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,3 +258,20 @@ class Ticket:
             self._held = False
             self._admission.generations -= self._cost.generations
             self._admission.work_bytes -= self._cost.work_bytes
+
+
+def admit(job: Any, chat: Any, defaults: RSAConfig, settings: Any, admission: Admission) -> None:
+    """Check a prepared job's cost (400) and take room for it (429); the room is given back
+    when its run ends, or, for a run that never starts, when the job is dropped."""
+    prompt_bytes = sum(len(m.text().encode("utf-8", "replace")) for m in chat.messages)
+    ticket = admission.admit(check_request(job.config, defaults, prompt_bytes, settings))
+    run = job.run
+    weakref.finalize(job, ticket.release)
+
+    async def releasing(on_step: Any = None) -> Any:
+        try:
+            return await run(on_step)
+        finally:
+            ticket.release()
+
+    job.run = releasing
