@@ -18,9 +18,9 @@ from typing import Any, Protocol, TypeVar
 from recursa.backends.base import Completion, GenerationRequest
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
-from recursa.context import fit_candidates, fit_plain, strip_think
+from recursa.context import fit_plain
 from recursa.hashing import request_seed, stable_rng
-from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
+from recursa.prompts import fitted_aggregation_messages, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import majority_vote, random_member, ranked_clusters
 from recursa.tasks import Problem, Task, get_task
@@ -177,15 +177,14 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
-            texts = shown if self.config.keep_think else [strip_think(t) for t in shown]
-            # The prompt without candidates, counted only when a context window bounds it.
-            overhead = (
-                self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
-                if self.context_tokens is not None
-                else 0
-            )
-            fitted = fit_candidates(
-                texts, overhead, self.context_tokens, self.config.max_tokens, self._count
+            messages, fitted = fitted_aggregation_messages(
+                state.task,
+                state.problem,
+                shown,
+                keep_think=self.config.keep_think,
+                context_tokens=self.context_tokens,
+                max_tokens=self.config.max_tokens,
+                count=self._count,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
@@ -194,7 +193,6 @@ class Engine:
                     "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
                     self.context_tokens,
                 )
-            messages = aggregation_messages(state.task, state.problem, fitted.candidates)
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
 
         return build

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from recursa.backends.base import Message
+from recursa.context import Fitted, fit_candidates, strip_think
 from recursa.tasks.base import Problem, Task
 
 AGGREGATE_INTRO = (
@@ -45,3 +48,28 @@ def aggregation_text(task: Task, problem: Problem, candidates: list[str]) -> str
 def aggregation_messages(task: Task, problem: Problem, candidates: list[str]) -> list[Message]:
     """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates."""
     return [{"role": "user", "content": aggregation_text(task, problem, candidates)}]
+
+
+def fitted_aggregation_messages(
+    task: Task,
+    problem: Problem,
+    shown: list[str],
+    *,
+    keep_think: bool,
+    context_tokens: int | None,
+    max_tokens: int,
+    count: Callable[[str], int],
+) -> tuple[list[Message], Fitted]:
+    """The aggregation messages exactly as the engine sends them: the K candidates' texts
+    without their think blocks (unless `keep_think`), fitted to the context window (the
+    context policy in `recursa.context`), and the max tokens left for the answer. The
+    engine and `recursa view` (which rebuilds past prompts) both call this."""
+    texts = shown if keep_think else [strip_think(t) for t in shown]
+    # The prompt without candidates, counted only when a context window bounds it.
+    overhead = (
+        count(aggregation_text(task, problem, [""] * len(texts)))
+        if context_tokens is not None
+        else 0
+    )
+    fitted = fit_candidates(texts, overhead, context_tokens, max_tokens, count)
+    return aggregation_messages(task, problem, fitted.candidates), fitted
