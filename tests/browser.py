@@ -92,6 +92,10 @@ class Browser:
         self._ids = itertools.count(1)
         self.send("Page.enable")
         self.send("Runtime.enable")
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         self.errors: list[str] = []
 
     def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -121,7 +125,10 @@ class Browser:
     def wait_for(self, expression: str, timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = self.eval(expression)
+            try:
+                value = self.eval(expression)
+            except RuntimeError:  # the page is between documents (a reload)
+                value = None
             if value:
                 return value
             time.sleep(0.05)
@@ -140,7 +147,7 @@ class Browser:
         box = self.eval(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
             " if (!e) return null;"
-            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            " e.scrollIntoView({block: 'nearest'}); const r = e.getBoundingClientRect();"
             " return [r.left + r.width / 2, r.top + r.height / 2]; })()"
         )
         if box is None:

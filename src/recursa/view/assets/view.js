@@ -208,9 +208,10 @@
       const at = new Map(RUNS[s.run].curve.map((l) => [l[xKey], l[s.key]]));
       data.push(xs.map((x) => (at.has(x) && at.get(x) !== null && at.get(x) !== undefined ? 100 * at.get(x) : null)));
     }
-    const width = Math.max(320, Math.min(640, (target.parentElement.clientWidth || 1200) / 2 - 24));
+    const avail = document.getElementById("overview").clientWidth || 1200;
+    const width = Math.max(300, Math.min(520, (avail - 180 - 190 * RUNS.length) / 2));
     const opts = {
-      title, width, height: 260,
+      title, width, height: 240, legend: { live: false },
       scales: { x: { time: false }, y: { range: [0, 100] } },
       axes: [{ label: xLabel, incrs: xKey === "step" ? [1, 2, 5, 10] : undefined }, { label: "accuracy (%)" }],
       series: [{ label: xLabel }, ...series.map((s) => ({
@@ -239,6 +240,21 @@
       frontier = next;
     }
     return found;
+  }
+
+  // One colour per answer across the runs shown for a problem (clusters of run 1 first).
+  let colourOf = new Map();
+  function assignColours(datas) {
+    colourOf = new Map();
+    for (const data of datas) data.clusters.forEach((c) => {
+      const key = c.answer === null ? null : String(c.answer);
+      if (key !== null && !colourOf.has(key)) colourOf.set(key, colourOf.size);
+    });
+  }
+  function nodeColour(data, cl) {
+    const c = data.clusters[cl];
+    if (!c || c.answer === null) return clusterColor(-1);
+    return clusterColor(colourOf.has(String(c.answer)) ? colourOf.get(String(c.answer)) : cl);
   }
 
   function drawLineage(r, data, pid) {
@@ -280,7 +296,7 @@
         "data-parents": node.parents.join(","), "data-cluster": node.cl,
       });
       if (last && finalSlot === node.slot) grp.append(svg("circle", { r: rad + 5, class: "selected-ring" }));
-      grp.append(svg("circle", { r: rad, fill: clusterColor(node.cl), class: node.ok === 1 ? "good" : node.ok === 0 ? "bad" : "ungraded" }));
+      grp.append(svg("circle", { r: rad, fill: nodeColour(data, node.cl), class: node.ok === 1 ? "good" : node.ok === 0 ? "bad" : "ungraded" }));
       const t = svg("text", { x: rad + 3, y: 4, class: node.ok === 1 ? "m-good" : "m-bad" });
       t.textContent = node.ok === 1 ? "✓" : node.ok === 0 ? "✗" : "";
       grp.append(t);
@@ -312,7 +328,7 @@
     const okOf = new Map();
     data.steps.forEach((st) => st.nodes.forEach((n) => { if (n.ok !== null && n.ok !== undefined) okOf.set(n.cl, n.ok); }));
     data.clusters.forEach((c, i) => box.append(el("span", { class: "swatch-item" },
-      el("span", { class: "swatch", style: `background:${clusterColor(i)}` }),
+      el("span", { class: "swatch", style: `background:${nodeColour(data, i)}` }),
       `${c.answer === null ? "(no answer)" : clip(c.answer, 40)} ×${c.size} ${okOf.has(i) ? mark(okOf.get(i)) : ""}`)));
     return box;
   }
@@ -339,6 +355,7 @@
     if (!entry) { view.append(el("p", {}, "no such problem: " + pid)); return; }
     view.append(el("h2", { id: "problem-title" }, `problem ${pid}`));
     let shownQuestion = false;
+    assignColours(entry.runs.map((row, r) => (row ? lineage(r, entry.idx[r]) : null)).filter((d) => d));
     entry.runs.forEach((row, r) => {
       if (!row) return;
       const data = lineage(r, entry.idx[r]);
