@@ -128,7 +128,8 @@ def test_filters_and_sorting(browser: Browser, runs: dict[str, Path]) -> None:
     browser.click("#filter-changed")
     assert _rows(browser) == sum(1 for c, _ in flags if c)
     shown = browser.eval(
-        "Array.from(document.querySelectorAll('#problem-table tbody tr')).map(e => e.dataset.problem)"
+        "Array.from(document.querySelectorAll('#problem-table tbody tr'))"
+        ".map(e => e.dataset.problem)"
     )
     assert shown == [r["id"] for r, (c, _) in zip(records, flags, strict=True) if c]
     browser.click("#filter-herded")
