@@ -264,3 +264,16 @@ def test_solve_view_page(tmp_path: Path) -> None:
     assert all(n["ok"] in (0, 1) for s in data["steps"] for n in s["nodes"])
     assert all(n["prompt"]["check"] == "built" for s in data["steps"] for n in s["nodes"])
     assert json.dumps(blocks["recursa-data"]["runs"][0]["rows"][0]["ok"]) in ("true", "false")
+
+
+def test_code_nodes_name_the_failing_public_test() -> None:
+    from recursa.tasks import Problem, get_task
+    from recursa.view.lineage import NodeIn, StepIn, build_lineage
+
+    tests = [{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}] * 2
+    problem = Problem("c0", "Add two numbers.", None, "code", {"public_tests": tests})
+    node = NodeIn(1, 0, "```python\nprint(0)\n```", "print(0)", score=0.0,
+                  reason="test 2 of 5 (public): wrong answer: expected 3, got 0")  # fmt: skip
+    data = build_lineage(get_task("code"), problem, [StepIn(1, [node])], None)
+    assert data["steps"][0]["nodes"][0]["failed_test"] == {"index": 1, "public": True}
+    assert data["tests"][1] == {"input": "1 2\n", "output": "3\n"}
