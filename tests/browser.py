@@ -59,8 +59,9 @@ class Browser:
             "--hide-scrollbars",
             "--force-device-scale-factor=1",
         ]
-        if os.geteuid() == 0:
-            args.append("--no-sandbox")  # Chromium refuses its sandbox as root
+        # Chromium refuses its sandbox as root, and containers often lack the user
+        # namespaces it needs otherwise; the pages loaded here are the tests' own.
+        args.append("--no-sandbox")
         args.append("about:blank")
         # Chromium's log goes to a file: a pipe nobody reads would fill up and stall it.
         self._log = open(os.path.join(self._profile, "chromium.log"), "w+")  # noqa: SIM115

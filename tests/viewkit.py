@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import recursa
-from recursa.backends.base import GenerationRequest
-from recursa.runs.journal import JournalReader, request_hash
+from recursa.runs.journal import JournalReader
+from recursa.view.rebuild import journaled_hash
 
 _BLOCK = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.S)
 
@@ -63,12 +63,4 @@ def journal_hashes(run_dir: Path) -> dict[tuple[str, str, int, int], Any]:
 
 
 def hash_of(messages: list[dict[str, str]], row: Any, top_p: float | None = None) -> str:
-    return request_hash(
-        GenerationRequest(
-            messages=messages,
-            max_tokens=row.max_tokens,
-            temperature=row.temperature,
-            top_p=top_p,
-            seed=row.request_seed,
-        )
-    )
+    return journaled_hash(messages, row, top_p)

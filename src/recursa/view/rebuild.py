@@ -101,7 +101,8 @@ class RecordedCounter(Counter):
             self._backend = None
 
 
-def _hash(messages: list[Message], row: JournalRow, top_p: float | None) -> str:
+def journaled_hash(messages: list[Message], row: JournalRow, top_p: float | None) -> str:
+    """The journal's request hash of `messages` sent with the sampling `row` records."""
     return request_hash(
         GenerationRequest(
             messages=messages,
@@ -135,7 +136,7 @@ class PromptRebuilder:
                 )
             return Rebuilt(build(counter.context_tokens, counter.count), BUILT)
         whole = build(None, len)  # candidates whole: right unless the window cut them
-        if _hash(whole, row, self.top_p) == row.request_hash:
+        if journaled_hash(whole, row, self.top_p) == row.request_hash:
             return Rebuilt(whole, MATCH)
         if counter.count is None and isinstance(counter, RecordedCounter):
             counter.load()
@@ -146,7 +147,7 @@ class PromptRebuilder:
             fitted = build(counter.context_tokens, counter.count)
         except RecursaError as exc:
             return Rebuilt(whole, MISMATCH, f"cannot rebuild with the context window: {exc}")
-        if _hash(fitted, row, self.top_p) == row.request_hash:
+        if journaled_hash(fitted, row, self.top_p) == row.request_hash:
             return Rebuilt(fitted, MATCH, "candidates cut to fit the context window")
         return Rebuilt(fitted, MISMATCH, "differs from the journal's request hash")
 
