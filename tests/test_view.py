@@ -277,3 +277,35 @@ def test_code_nodes_name_the_failing_public_test() -> None:
     data = build_lineage(get_task("code"), problem, [StepIn(1, [node])], None)
     assert data["steps"][0]["nodes"][0]["failed_test"] == {"index": 1, "public": True}
     assert data["tests"][1] == {"input": "1 2\n", "output": "3\n"}
+
+
+def test_view_reads_a_run_while_eval_writes_it(tmp_path: Path) -> None:
+    """A real `recursa eval` in another process, slowed by the mock's latency: the page is
+    built from its journal (SQLite WAL) and problems.jsonl mid-run, then again at the end."""
+    out = tmp_path / "growing"
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recursa", "-q", "eval", "rg:basic_arithmetic", "--size", "4",
+         "--out", str(out), "--backend", "mock", "--mock-latency", "0.15", "--concurrency", "1",
+         "-n", "2", "-k", "2", "-t", "2", "--max-tokens", "32"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        mid = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "journal.sqlite").exists() and (out / "settings.json").exists():
+                run = page_blocks(build_view([out]))["recursa-data"]["runs"][0]
+                if run["rows"]:
+                    mid = run
+                    break
+            time.sleep(0.1)
+        assert mid is not None, "the run ended before the view could read it mid-way"
+        assert not mid["finished"] and mid["done"] < 4
+        assert any(r["state"] == "running" for r in mid["rows"])
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    end = page_blocks(build_view([out]))["recursa-data"]["runs"][0]
+    assert end["finished"] and end["done"] == 4
+    assert [r["state"] for r in end["rows"]] == ["done"] * 4

@@ -315,21 +315,31 @@ class JournalReader:
         if not self.path.is_file():
             raise RecursaError(f"there is no journal at {self.path}")
         uri = self.path.resolve().as_uri()
+        #: True while the file has no tables yet (a run that is just starting).
+        self.empty = False
         try:
             self._db = sqlite3.connect(f"{uri}?mode=ro", uri=True)
-            self._db.execute("SELECT COUNT(*) FROM meta").fetchone()
+            self._probe()
         except sqlite3.Error:
             # A read-only directory (no -shm can be made): read the file as it stands.
             try:
                 self._db = sqlite3.connect(f"{uri}?immutable=1", uri=True)
-                self._db.execute("SELECT COUNT(*) FROM meta").fetchone()
+                self._probe()
             except sqlite3.Error as exc:
                 raise RecursaError(
                     f"cannot read the journal {self.path}: {_one_line(str(exc))}"
                 ) from exc
 
+    def _probe(self) -> None:
+        found = self._db.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'completions'"
+        ).fetchone()
+        self.empty = not found[0]
+
     def rows(self, problem_id: str | None = None) -> list[JournalRow]:
         """Every completion (of one problem when given), by problem, phase, step and slot."""
+        if self.empty:
+            return []
         sql = f"SELECT {self._COLUMNS} FROM completions"
         args: tuple[object, ...] = ()
         if problem_id is not None:
@@ -344,6 +354,8 @@ class JournalReader:
 
     def problem_ids(self) -> list[str]:
         """The problems that have at least one completion."""
+        if self.empty:
+            return []
         found = self._db.execute("SELECT DISTINCT problem_id FROM completions")
         return [str(r[0]) for r in found.fetchall()]
 
