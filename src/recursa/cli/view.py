@@ -22,7 +22,6 @@ def register(sub: Any) -> None:
         "one aggregated, answer clusters, grades, texts and the exact prompts). Several "
         "RUN_DIRs are compared side by side. --serve serves the page on 127.0.0.1 instead, "
         "refreshing while a run is still going.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="directories of recursa eval")
     p.add_argument(
