@@ -67,6 +67,9 @@ def test_nodes_match_problems_jsonl_and_journal(rsa_run: Path) -> None:
                 assert hash_of(messages, row) == row.request_hash
                 if step["step"] > 1:
                     assert "---- Solution 1 ----" in messages[0]["content"]
+                    # the parents' texts are referenced, not copied into every prompt
+                    segs = node["prompt"]["messages"][0]["seg"]
+                    assert [s[0] for s in segs if isinstance(s, list)] == node["parents"]
                 checked += 1
     assert checked == len(records) * 4 * 3
 
@@ -309,3 +312,24 @@ def test_view_reads_a_run_while_eval_writes_it(tmp_path: Path) -> None:
     end = page_blocks(build_view([out]))["recursa-data"]["runs"][0]
     assert end["finished"] and end["done"] == 4
     assert [r["state"] for r in end["rows"]] == ["done"] * 4
+
+
+@pytest.mark.parametrize(
+    ("method", "settings", "steps"),
+    [("self-refine", {"n": 2, "t": 2}, 2), ("single-aggregation", {"n": 2, "k": 2}, 2)],
+)
+def test_refinement_and_single_aggregation_prompts(
+    tmp_path: Path, method: str, settings: dict[str, int], steps: int
+) -> None:
+    run = mock_run(tmp_path / method, method=method, size=2, **settings)
+    blocks = page_blocks(build_view([run]))
+    rows = journal_hashes(run)
+    data = blocks["d0-0"]
+    assert len(data["steps"]) == steps
+    for step in data["steps"]:
+        for node in step["nodes"]:
+            row = rows[(data["id"], "generate", step["step"], node["slot"])]
+            assert node["prompt"]["check"] == "match"
+            assert hash_of(prompt_text(data, step["step"], node["prompt"]), row) == row.request_hash
+    header = "---- Candidate solution ----" if method == "self-refine" else "---- Solution 2 ----"
+    assert header in prompt_text(data, 2, data["steps"][1]["nodes"][0]["prompt"])[0]["content"]
