@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -244,6 +245,17 @@ def test_serve_refreshes_while_the_run_grows(rsa_run: Path, tmp_path: Path) -> N
         assert get("version") != first_version
         again = page_blocks(get(""))["recursa-data"]
         assert again["runs"][0]["done"] == 3
+        assert json.loads(get("overview"))["runs"][0]["done"] == 3
+        # the served page holds no lineage: each is built when the page asks for it
+        assert not [k for k in page_blocks(get("")) if k.startswith("d0-")]
+        lineage = json.loads(get("lineage?run=0&i=1"))
+        assert (
+            lineage["state"] == "done"
+            and lineage["steps"][2]["nodes"][0]["prompt"]["check"] == "match"
+        )
+        assert json.loads(get("lineage?run=0&i=5"))["state"] == "running"
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            get("lineage?run=0&i=99")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

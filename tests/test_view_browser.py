@@ -196,15 +196,21 @@ def test_live_page_refreshes_in_the_browser(browser: Browser, runs: dict[str, Pa
     try:
         host, port = server.server_address[:2]
         browser.errors.clear()
-        browser.open(f"http://{host!s}:{port}/#filter=running")
+        pid = read_jsonl(src / "problems.jsonl")[2]["id"]
+        browser.open(f"http://{host!s}:{port}/#filter=running&problem={pid}")
         status = "document.getElementById('settings-table').innerText"
         assert "running: 1 of 8" in browser.eval(status)
         assert _rows(browser) == 7
+        # a running problem, fetched from the server: its candidates, not graded yet
+        correct = f"Array.from(document.querySelectorAll('.node[data-problem=\"{pid}\"]'))"
+        correct += ".map(e => e.dataset.correct)"
+        assert browser.eval(correct) == [""] * 12
         with (live / "problems.jsonl").open("a") as fh:
             fh.write("".join(lines[1:4]))
         browser.wait_for(f"{status}.includes('running: 4 of 8')", timeout=30)
-        browser.wait_for("document.body.dataset.ready === '1'")
-        assert _rows(browser) == 4  # the filter survived the reload
+        assert _rows(browser) == 4  # the filter is kept
+        browser.wait_for(f"{correct}.every(c => c !== '')", timeout=30)  # now graded
+        assert browser.eval("document.getElementById('problem-view').dataset.problem") == pid
         assert browser.errors == []
     finally:
         server.shutdown()

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   const OV = JSON.parse(document.getElementById("recursa-data").textContent);
-  const RUNS = OV.runs;
+  let RUNS = OV.runs;
   const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2",
     "#ff9da7", "#9c755f", "#e15759", "#8cd17d", "#86bcb6", "#d37295", "#a0cbe8", "#ffbe7d"];
   const RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
@@ -19,6 +19,7 @@
   const PAGE = 100;
   const SVGNS = "http://www.w3.org/2000/svg";
   const cache = new Map();
+  const charts = new Map();
   const state = { filter: "all", q: "", sort: "i", dir: 1, page: 0, problem: null, node: null };
 
   function el(tag, attrs, ...kids) {
@@ -41,18 +42,26 @@
   const mark = (ok) => (ok === null || ok === undefined ? "…" : ok ? "✓" : "✗");
   const clusterColor = (c) => (c < 0 ? "#cccccc" : c < PALETTE.length ? PALETTE[c] : "#bbbbbb");
 
-  // ---- data on demand ---------------------------------------------------------------
-  function lineage(run, index) {
+  // ---- data on demand: an inline block (a file), or the live server ----------------
+  async function loadLineage(run, index) {
     const key = run + "-" + index;
     if (!cache.has(key)) {
-      const holder = document.getElementById("d" + key);
-      cache.set(key, holder ? JSON.parse(holder.textContent) : null);
+      let data = null;
+      if (OV.live) {
+        const r = await fetch(`lineage?run=${run}&i=${index}`, { cache: "no-store" });
+        data = r.ok ? await r.json() : null;
+      } else {
+        const holder = document.getElementById("d" + key);
+        data = holder ? JSON.parse(holder.textContent) : null;
+      }
+      cache.set(key, data);
     }
     return cache.get(key);
   }
+  const lineage = (run, index) => cache.get(run + "-" + index) || null;
 
   // ---- overview: problems across runs -----------------------------------------------
-  const ROWS = (function () {
+  function buildRows() {
     const byId = new Map();
     RUNS.forEach((run, r) => run.rows.forEach((row) => {
       let entry = byId.get(row.id);
@@ -63,7 +72,8 @@
       entry.runs[r] = row; entry.idx[r] = row.i;
     }));
     return Array.from(byId.values());
-  })();
+  }
+  let ROWS = buildRows();
 
   const FILTERS = {
     all: ["all", () => true],
@@ -174,6 +184,8 @@
   // ---- overview: settings and charts ------------------------------------------------
   function renderSettings() {
     const table = document.getElementById("settings-table");
+    table.textContent = "";
+    document.getElementById("raw-settings").textContent = "";
     const keys = Object.keys(RUNS[0].settings);
     table.append(el("tr", {}, el("th", {}, ""), ...RUNS.map((run, r) =>
       el("th", { style: `color:${RUN_COLORS[r % RUN_COLORS.length]}` }, `[${r + 1}] ${run.label}`))));
@@ -219,8 +231,10 @@
         points: { show: true, size: 6 }, value: (u, v) => (v === null ? "–" : v.toFixed(1)),
       }))],
     };
+    target.textContent = "";
     if (typeof uPlot === "undefined") { target.textContent = "charting library missing"; return; }
-    new uPlot(opts, data, target);
+    if (charts.has(target.id)) charts.get(target.id).destroy();
+    charts.set(target.id, new uPlot(opts, data, target));
   }
 
   // ---- one problem: lineages -------------------------------------------------------
@@ -341,11 +355,13 @@
     return el("div", { class: "grid-box" }, label ? el("div", {}, label) : null, table);
   }
 
-  function openProblem(pid, keepNode) {
+  async function openProblem(pid, keepNode) {
     state.problem = pid;
     if (!keepNode) state.node = null;
     writeHash();
     const entry = ROWS.find((e) => e.id === pid);
+    if (entry) await Promise.all(entry.runs.map((row, r) => (row ? loadLineage(r, entry.idx[r]) : null)));
+    if (state.problem !== pid) return; // another problem was chosen meanwhile
     const view = document.getElementById("problem-view");
     view.textContent = "";
     view.dataset.problem = pid;
@@ -492,20 +508,44 @@
     const q = document.getElementById("filter-text");
     q.value = state.q;
     q.addEventListener("input", () => { state.q = q.value; state.page = 0; update(); });
+    renderOverview();
+    const first = state.problem !== null ? openProblem(state.problem, true)
+      : ROWS.length === 1 ? openProblem(ROWS[0].id) : Promise.resolve();
+    if (OV.live) {
+      const badge = document.getElementById("live");
+      badge.hidden = false;
+      let busy = false;
+      setInterval(() => {
+        if (busy) return;
+        busy = true;
+        fetch("version", { cache: "no-store" }).then((r) => r.text())
+          .then((v) => (v && v !== OV.version ? refresh() : null))
+          .then(() => { badge.textContent = "live"; })
+          .catch(() => { badge.textContent = "live: server gone"; })
+          .finally(() => { busy = false; });
+      }, OV.poll_ms || 2000);
+    }
+    first.finally(() => { document.body.dataset.ready = "1"; });
+  }
+
+  function renderOverview() {
     renderSettings();
     chart(document.getElementById("chart-step"), "step", "step", "Accuracy by step");
     chart(document.getElementById("chart-tokens"), "cumulative_tokens", "cumulative tokens", "Accuracy by compute");
     update();
-    if (state.problem !== null) openProblem(state.problem, true);
-    else if (ROWS.length === 1) openProblem(ROWS[0].id);
-    if (OV.live) {
-      const badge = document.getElementById("live");
-      badge.hidden = false;
-      setInterval(() => fetch("version", { cache: "no-store" }).then((r) => r.text()).then((v) => {
-        if (v && v !== OV.version) location.reload();
-      }).catch(() => { badge.textContent = "live: server gone"; }), OV.poll_ms || 2000);
-    }
-    document.body.dataset.ready = "1";
+  }
+
+  // Live: the run changed; take the new overview and re-open what the reader had open.
+  async function refresh() {
+    const r = await fetch("overview", { cache: "no-store" });
+    if (!r.ok) throw new Error("overview: " + r.status);
+    const ov = await r.json();
+    OV.runs = ov.runs; OV.version = ov.version;
+    RUNS = OV.runs; ROWS = buildRows();
+    cache.clear();
+    renderOverview();
+    if (state.problem !== null) await openProblem(state.problem, true);
+    document.body.dataset.version = OV.version;
   }
   init();
 })();
