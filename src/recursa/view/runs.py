@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recursa.engine import draw_subset
-from recursa.errors import RecursaError, UsageError
+from recursa.errors import RecursaError
 from recursa.runs.journal import GENERATE, VERIFY, JournalReader, JournalRow
 from recursa.runs.rundir import JOURNAL, METRICS, PROBLEMS, SUMMARY, RunDir
 from recursa.tasks import Problem, get_task
@@ -126,11 +126,7 @@ def _load_problems(settings: dict[str, Any]) -> tuple[dict[str, Problem], str]:
 def load_view_run(path: str | Path, problems: Sequence[Problem] | None = None) -> ViewRun:
     """Read a run directory (finished or running) for the view."""
     run = RunDir(path)
-    if not run.path.is_dir():
-        raise UsageError(f"{run.path} is not a directory")
-    settings = run.read_settings()
-    if settings is None:
-        raise UsageError(f"{run.path} holds no recursa run (no settings.json)")
+    settings = run.require_settings()
     summary = _read_json(run.file(SUMMARY))
     metrics = read_records(run.file(METRICS)) if summary is not None else []
     records = {str(r["id"]): r for r in read_records(run.file(PROBLEMS))}
