@@ -136,9 +136,9 @@ def test_self_verify_and_majority(tmp_path: Path) -> None:
 
 
 def test_prompts_cut_by_the_context_window_are_rebuilt(tmp_path: Path) -> None:
-    # The mock counts words; 220 tokens (102 of them the prompt, 32 the answer) cannot hold
+    # The mock counts words; 200 tokens (the prompt and 32 for the answer among them) cannot hold
     # two 46-word candidates whole.
-    run = mock_run(tmp_path / "cut", size=2, context_tokens=220, max_tokens=32)
+    run = mock_run(tmp_path / "cut", size=2, context_tokens=200, max_tokens=32)
     blocks = page_blocks(build_view([run]))
     rows = journal_hashes(run)
     notes = []
@@ -343,5 +343,20 @@ def test_refinement_and_single_aggregation_prompts(
             row = rows[(data["id"], "generate", step["step"], node["slot"])]
             assert node["prompt"]["check"] == "match"
             assert hash_of(prompt_text(data, step["step"], node["prompt"]), row) == row.request_hash
-    header = "---- Candidate solution ----" if method == "self-refine" else "---- Solution 2 ----"
+    header = "---- Candidate ----" if method == "self-refine" else "---- Solution 2 ----"
     assert header in prompt_text(data, 2, data["steps"][1]["nodes"][0]["prompt"])[0]["content"]
+
+
+def test_summarized_candidates_are_what_the_prompts_show(tmp_path: Path) -> None:
+    run = mock_run(tmp_path / "summaries", size=2, summarize_candidates=True, t=2)
+    blocks = page_blocks(build_view([run]))
+    rows = journal_hashes(run)
+    data = blocks["d0-0"]
+    first = data["steps"][0]["nodes"]
+    assert all(n["summary"] == rows[(data["id"], "summarize", 1, n["slot"])].text for n in first)
+    for node in data["steps"][1]["nodes"]:
+        row = rows[(data["id"], "generate", 2, node["slot"])]
+        assert node["prompt"]["check"] == "match"
+        content = prompt_text(data, 2, node["prompt"])[0]["content"]
+        assert hash_of([{"role": "user", "content": content}], row) == row.request_hash
+        assert first[node["parents"][0]]["summary"].strip() in content

@@ -114,7 +114,9 @@ def test_lineage_nodes_hover_and_click(browser: Browser, runs: dict[str, Path]) 
     assert "identical to the request the engine sent" in detail
     browser.click("#node-detail details.prompt-box > summary")
     prompt = browser.eval("document.querySelector('#node-detail .prompt-text').innerText")
-    assert "---- Solution 1 ----" in prompt and "---- End of candidates ----" in prompt
+    assert (
+        "---- Solution 1 ----" in prompt and "Candidate solutions (may contain mistakes):" in prompt
+    )
     assert browser.errors == []
 
 

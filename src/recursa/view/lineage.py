@@ -45,6 +45,9 @@ class NodeIn:
     verdict: bool | None = None
     verify_text: str | None = None
     verify_row: Any = None
+    #: The model's summary of this candidate, shown instead of it to the next step
+    #: (`--summarize-candidates`).
+    summary: str | None = None
 
 
 @dataclass
@@ -130,9 +133,10 @@ def _prompt(rebuilt: Rebuilt, segments: list[list[Any]]) -> dict[str, Any]:
     return out
 
 
-def _shown(text: str, keep_think: bool) -> str:
-    """A candidate's text as an aggregation prompt shows it (before any context cut)."""
-    return (text if keep_think else strip_think(text)).strip()
+def _shown(text: str, think: str) -> str:
+    """A candidate's text as an aggregation prompt shows it when nothing is cut (`auto`
+    keeps it whole then); a prompt that shows it otherwise holds it as a literal piece."""
+    return (strip_think(text) if think == "strip" else text).strip()
 
 
 def _failed_test(reason: str) -> dict[str, Any] | None:
@@ -182,7 +186,7 @@ def build_lineage(
 ) -> dict[str, Any]:
     """The page data of one problem in one run (see the module docstring)."""
     strings = _Strings()
-    keep_think = rebuilder.keep_think if rebuilder is not None else False
+    think = rebuilder.think if rebuilder is not None else "auto"
     everyone = [n for s in steps for n in s.nodes]
     clusters = cluster_answers(task, [n.answer for n in everyone])
     clusters.sort(key=lambda c: -len(c.members))
@@ -195,8 +199,10 @@ def build_lineage(
     out_steps = []
     plain: dict[str, Any] | None = None
     for step in steps:
-        shown_by_step[step.step] = [_shown(n.text, keep_think) for n in step.nodes]
-        texts_by_step[step.step] = [n.text for n in step.nodes]
+        texts_by_step[step.step] = [
+            n.summary if n.summary is not None else n.text for n in step.nodes
+        ]
+        shown_by_step[step.step] = [_shown(t, think) for t in texts_by_step[step.step]]
         nodes = []
         for n in step.nodes:
             node: dict[str, Any] = {
@@ -215,6 +221,8 @@ def build_lineage(
             shown = shown_by_step[step.step][n.slot]
             if shown != n.text:
                 node["shown"] = shown
+            if n.summary is not None:
+                node["summary"] = n.summary
             if task.name == "arc" and n.answer is not None:
                 node["grid"] = parse_grid(n.answer)[0]
             failed = _failed_test(n.reason)

@@ -19,13 +19,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from recursa.backends.base import Backend, GenerationRequest, Message
 from recursa.errors import RecursaError
 from recursa.prompts import fitted_aggregation_messages, plain_messages
 from recursa.runs.journal import JournalRow, request_hash
 from recursa.tasks import Problem, Task
+from recursa.think import THINK_POLICIES, ThinkPolicy
 from recursa.verification import verification_messages
 
 log = logging.getLogger("recursa")
@@ -101,6 +102,14 @@ class RecordedCounter(Counter):
             self._backend = None
 
 
+def think_policy(rsa: dict[str, Any]) -> ThinkPolicy:
+    """The run's think policy; runs recorded before `think` existed had `keep_think`."""
+    think = rsa.get("think")
+    if think in THINK_POLICIES:
+        return cast(ThinkPolicy, think)
+    return "keep" if rsa.get("keep_think") else "strip"
+
+
 def journaled_hash(messages: list[Message], row: JournalRow, top_p: float | None) -> str:
     """The journal's request hash of `messages` sent with the sampling `row` records."""
     return request_hash(
@@ -118,7 +127,7 @@ class PromptRebuilder:
     """Rebuilds plain, aggregation and self-verification prompts of one run."""
 
     def __init__(self, rsa: dict[str, Any], counter: Counter) -> None:
-        self.keep_think = bool(rsa.get("keep_think", False))
+        self.think = think_policy(rsa)
         self.max_tokens = int(rsa.get("max_tokens", 1024))
         self.top_p = rsa.get("top_p")
         self.counter = counter
@@ -162,7 +171,7 @@ class PromptRebuilder:
                 task,
                 problem,
                 shown,
-                keep_think=self.keep_think,
+                think=self.think,
                 context_tokens=window,
                 max_tokens=self.max_tokens,
                 count=count,

@@ -20,6 +20,7 @@ from recursa.engine import draw_subset
 from recursa.errors import RecursaError
 from recursa.runs.journal import GENERATE, VERIFY, JournalReader, JournalRow
 from recursa.runs.rundir import JOURNAL, METRICS, PROBLEMS, SUMMARY, RunDir
+from recursa.summaries import SUMMARIZE
 from recursa.tasks import Problem, get_task
 from recursa.view.lineage import NodeIn, StepIn, build_lineage
 from recursa.view.rebuild import PromptRebuilder, RecordedCounter
@@ -156,6 +157,7 @@ def _step_nodes(run: ViewRun, pid: str) -> list[StepIn]:
     n, k, seed = int(rsa.get("n", 1)), int(rsa.get("k", 1)), int(rsa.get("seed", 0))
     generated = [r for r in run.rows.get(pid, []) if r.phase == GENERATE]
     verify_rows = {r.slot: r for r in run.rows.get(pid, []) if r.phase == VERIFY}
+    summaries = {(r.step, r.slot): r.text for r in run.rows.get(pid, []) if r.phase == SUMMARIZE}
     by_step: dict[int, dict[int, JournalRow]] = {}
     for r in generated:
         by_step.setdefault(r.step, {})[r.slot] = r
@@ -183,6 +185,7 @@ def _step_nodes(run: ViewRun, pid: str) -> list[StepIn]:
                 score=float(rec["scores"][slot]) if rec else None,
                 reason=str(rec["reasons"][slot]) if rec else "",
                 row=row,
+                summary=summaries.get((t, slot)),
             )
             if t == max(graded, default=0) and (verdicts is not None or verify_rows):
                 vrow = verify_rows.get(slot)

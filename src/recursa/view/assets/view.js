@@ -469,6 +469,7 @@
     if (node.verdict !== undefined) fact("self-verification", `${node.verdict === null ? "no verdict" : node.verdict ? "judged True" : "judged False"}` + (node.vtext ? ` — reply: ${clip(node.vtext, 200)}` : ""));
     box.append(facts);
     box.append(el("h4", {}, "completion"), foldThink(node.text));
+    if (node.summary !== undefined) box.append(el("h4", {}, "summary (what the next step was shown)"), foldThink(node.summary));
     const prev = data.steps.find((s) => s.step === step - 1);
     if (node.prompt) box.append(promptBlock("prompt", data, prev ? prev.nodes : [], node.prompt));
     if (node.vprompt) box.append(promptBlock("self-verification prompt", data, st.nodes, node.vprompt));
