@@ -20,12 +20,11 @@ from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
 from recursa.context import fit_plain
 from recursa.hashing import request_seed, stable_rng
-from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
+from recursa.prompts import fitted_aggregation_messages, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import majority_vote, random_member, ranked_clusters
 from recursa.tasks import Problem, Task, get_task
 from recursa.tasks.base import safe_vote_keys
-from recursa.think import fit_with_policy
 
 log = logging.getLogger("recursa")
 T = TypeVar("T")
@@ -172,10 +171,6 @@ class Engine:
     def _count(self, text: str) -> int:
         return self.dispatcher.backend.count_tokens(text)
 
-    def _history_tokens(self, problem: Problem) -> int:
-        """Tokens of the messages sent before the prompt (none for most problems)."""
-        return sum(self._count(m.get("content") or "") for m in problem.history)
-
     def _plain_builder(
         self, state: _State, slot: int
     ) -> Callable[[], Awaitable[GenerationRequest]]:
@@ -191,20 +186,14 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
-            # The prompt without candidates, counted only when a context window bounds it.
-            overhead = (
-                self._count(aggregation_text(state.task, state.problem, [""] * len(shown)))
-                + self._history_tokens(state.problem)
-                if self.context_tokens is not None
-                else 0
-            )
-            fitted = fit_with_policy(
-                self.config.think,
+            messages, fitted = fitted_aggregation_messages(
+                state.task,
+                state.problem,
                 shown,
-                overhead,
-                self.context_tokens,
-                self.config.max_tokens,
-                self._count,
+                think=self.config.think,
+                context_tokens=self.context_tokens,
+                max_tokens=self.config.max_tokens,
+                count=self._count,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
@@ -213,7 +202,6 @@ class Engine:
                     "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
                     self.context_tokens,
                 )
-            messages = aggregation_messages(state.task, state.problem, fitted.candidates)
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
 
         return build
