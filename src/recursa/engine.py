@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,12 +29,12 @@ from recursa.errors import ContextOverflowError
 from recursa.final_selection import SELECTIONS
 from recursa.gather import gather_or_cancel
 from recursa.hashing import request_seed, stable_rng
-from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
+from recursa.prompts import fitted_aggregation_messages, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import ranked_clusters
 from recursa.summaries import SUMMARIZE, summary_messages
 from recursa.tasks import Problem, Task, get_task
-from recursa.think import fit_with_policy
+from recursa.tasks.base import safe_vote_keys
 
 __all__ = ["CompletionStore", "Engine", "draw_subset", "gather_or_cancel"]
 
@@ -101,6 +101,7 @@ class Engine:
         on_generation: GenerationCallback | None = None,
         keep_history: bool = True,
         tasks: Callable[[str], Task] | None = None,
+        request_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         #: Task family by name for problems run without a task object (default: the shared
@@ -113,6 +114,8 @@ class Engine:
         self.on_step = on_step
         self.on_generation = on_generation
         self.keep_history = keep_history
+        #: Extra request-body fields sent with every generation (GenerationRequest.params).
+        self.request_params = dict(request_params or {})
         self._told_truncation = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
 
@@ -156,6 +159,7 @@ class Engine:
             completion_tokens=completion.completion_tokens,
             finish_reason=completion.finish_reason,
             parents=parents,
+            logprobs=completion.logprobs,
         )
         state.usage["prompt_tokens"] += candidate.prompt_tokens
         state.usage["completion_tokens"] += candidate.completion_tokens
@@ -199,6 +203,7 @@ class Engine:
             reasoning_effort=cfg.reasoning_effort if sampled else None,
             key=key,
             meta=meta,
+            params=self.request_params if phase == GENERATE else {},
         )
 
     def _count(self, text: str) -> int:
@@ -219,19 +224,14 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
-            # The prompt without candidates, counted only when a context window bounds it.
-            overhead = (
-                self._count(aggregation_text(state.task, state.problem, [""] * len(shown)))
-                if self.context_tokens is not None
-                else 0
-            )
-            fitted = fit_with_policy(
-                self.config.think,
+            messages, fitted = fitted_aggregation_messages(
+                state.task,
+                state.problem,
                 shown,
-                overhead,
-                self.context_tokens,
-                self.config.max_tokens,
-                self._count,
+                think=self.config.think,
+                context_tokens=self.context_tokens,
+                max_tokens=self.config.max_tokens,
+                count=self._count,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
@@ -240,7 +240,6 @@ class Engine:
                     "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
                     self.context_tokens,
                 )
-            messages = aggregation_messages(state.task, state.problem, fitted.candidates)
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
 
         return build
@@ -268,7 +267,7 @@ class Engine:
                     )
                 )
         population = await gather_or_cancel(coros)
-        keys = await state.task.vote_keys(state.problem, [c.answer for c in population])
+        keys = await safe_vote_keys(state.task, state.problem, [c.answer for c in population])
         if keys is not None:
             for candidate, key in zip(population, keys, strict=True):
                 candidate.vote_key = key

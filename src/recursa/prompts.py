@@ -12,8 +12,12 @@ trained on this layout, so it is kept for every task family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from recursa.backends.base import Message
+from recursa.context import Fitted
 from recursa.tasks.base import OWN_PROMPT, Problem, Task
+from recursa.think import ThinkPolicy, fit_with_policy
 
 AGGREGATE_INTRO = (
     "You are given a {kind} and several candidate solutions. Some candidates may be incorrect "
@@ -59,11 +63,12 @@ def candidate_header(index: int, count: int) -> str:
 
 def plain_messages(task: Task, problem: Problem) -> list[Message]:
     """The messages for a fresh sample (step 1): a row's own prompt exactly as it carries it
-    (one user message, or all its messages), else the task's plain prompt."""
+    (one user message, or all its messages), else the problem's history (a conversation's
+    earlier messages, see `Problem.history`) and the task's plain prompt."""
     own = problem.meta.get(OWN_PROMPT)
     if isinstance(own, list) and own:
         return [{"role": str(m["role"]), "content": str(m["content"])} for m in own]
-    return [{"role": "user", "content": task.plain_prompt(problem)}]
+    return [*problem.history, {"role": "user", "content": task.plain_prompt(problem)}]
 
 
 def _join(parts: list[str]) -> str:
@@ -91,8 +96,38 @@ def aggregation_text(task: Task, problem: Problem, candidates: list[str]) -> str
 
 
 def aggregation_messages(task: Task, problem: Problem, candidates: list[str]) -> list[Message]:
-    """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates."""
-    return [{"role": "user", "content": aggregation_text(task, problem, candidates)}]
+    """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates: the
+    problem's history, then the aggregation prompt as the last user turn."""
+    return [
+        *problem.history,
+        {"role": "user", "content": aggregation_text(task, problem, candidates)},
+    ]
+
+
+def fitted_aggregation_messages(
+    task: Task,
+    problem: Problem,
+    shown: list[str],
+    *,
+    think: ThinkPolicy,
+    context_tokens: int | None,
+    max_tokens: int,
+    count: Callable[[str], int],
+) -> tuple[list[Message], Fitted]:
+    """The aggregation messages exactly as the engine sends them: the K texts shown under
+    the think policy, fitted to the context window (`recursa.think`, `recursa.context`), and
+    the max tokens left for the answer. The engine and `recursa view` (which rebuilds past
+    prompts) both call this."""
+    # The prompt without candidates (and the history before it), counted only when a
+    # context window bounds it.
+    overhead = (
+        count(aggregation_text(task, problem, [""] * len(shown)))
+        + sum(count(m.get("content") or "") for m in problem.history)
+        if context_tokens is not None
+        else 0
+    )
+    fitted = fit_with_policy(think, shown, overhead, context_tokens, max_tokens, count)
+    return aggregation_messages(task, problem, fitted.candidates), fitted
 
 
 def summary_text(task: Task, problem: Problem, candidate: str) -> str:

@@ -16,12 +16,13 @@ record), so a resumed run never asks for a judgement twice, and `recursa.solve`,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
 from recursa.backends.base import Message
+from recursa.context import Fitted
 from recursa.final_selection import Selected, Selection, SelectionContext
 from recursa.gather import gather_or_cancel
 from recursa.result import Candidate
@@ -57,6 +58,23 @@ def verification_text(task: Task, problem: Problem, candidate: str) -> str:
     return "\n".join(part + "\n" for part in parts).rstrip("\n")
 
 
+def verification_messages(
+    task: Task,
+    problem: Problem,
+    candidate: str,
+    context_tokens: int | None,
+    max_tokens: int,
+    count: Callable[[str], int],
+) -> tuple[list[Message], Fitted]:
+    """The judge's messages as `verify_population` sends them: the candidate under the
+    `auto` think policy, fitted to the context window. `recursa view` rebuilds past ones
+    with it."""
+    overhead = count(verification_text(task, problem, ""))
+    fitted = fit_with_policy("auto", [candidate], overhead, context_tokens, max_tokens, count)
+    content = verification_text(task, problem, fitted.candidates[0])
+    return [{"role": "user", "content": content}], fitted
+
+
 def parse_verdict(text: str) -> bool | None:
     """The last "true"/"false" (any case) outside `<think>` blocks: True or False; None when
     the reply holds neither (which counts as not True). "not correct" is no verdict."""
@@ -78,22 +96,14 @@ class Verdict:
 async def judge(context: SelectionContext, candidate: Candidate) -> Verdict:
     """The model's verdict on one candidate, through the engine's generation path."""
     settings = context.settings
-    max_tokens = int(settings.verify_max_tokens)
-    overhead = context.count_tokens(verification_text(context.task, context.problem, ""))
-    fitted = fit_with_policy(
-        "auto",
-        [candidate.text],
-        overhead,
+    messages, fitted = verification_messages(
+        context.task,
+        context.problem,
+        candidate.text,
         context.context_tokens,
-        max_tokens,
+        int(settings.verify_max_tokens),
         context.count_tokens,
     )
-    messages: list[Message] = [
-        {
-            "role": "user",
-            "content": verification_text(context.task, context.problem, fitted.candidates[0]),
-        }
-    ]
     completion = await context.generate(
         VERIFY,
         candidate.step,

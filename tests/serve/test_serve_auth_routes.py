@@ -14,12 +14,15 @@ from tests.helpers.proxy_harness import running_proxy
 pytestmark = pytest.mark.reliability
 
 SMALL = {"n": 2, "k": 2, "t": 2, "task": "math"}
-CHAT = {"model": "m", "messages": [{"role": "user", "content": "What is 3*4?"}]}
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "What is 3*4?"}]}
 #: (method, path, JSON body or None): every authenticated route, in every mode.
 ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/chat/completions", CHAT),
     ("POST", "/chat/completions", {**CHAT, "stream": True}),
     ("GET", "/models", None),
+    ("GET", "/models/fake-model", None),
+    ("POST", "/responses", {"model": "fake-model", "input": "What is 3*4?"}),
+    ("POST", "/responses", {"model": "fake-model", "input": "What is 3*4?", "stream": True}),
 ]
 
 
@@ -53,7 +56,7 @@ def test_every_route_serves_the_right_key() -> None:
         for method, path, body in ROUTES:
             response = call(url, method, path, body, "proxy-secret")
             assert response.status_code == 200, (method, path, response.text)
-        assert len(up.stats.received) == 8  # two chat completions x 4 generations
+        assert len(up.stats.received) == 16  # four RSA requests x 4 generations
 
 
 def test_sampling_settings_reach_the_upstream_body() -> None:

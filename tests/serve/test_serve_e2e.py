@@ -32,11 +32,11 @@ def test_non_streaming_reply_and_its_usage_adds_up_the_upstream_calls(llama_serv
 
     with (
         fake_upstream(forward, models=("smollm2",)) as up,
-        running_proxy(up.url, rsa={"task": "math"}) as url,
+        running_proxy(up.url, rsa={"task": "math"}, allow_k_equals_n=True) as url,
     ):
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
         reply = client.chat.completions.create(
-            model="anything",
+            model="smollm2",
             messages=QUESTION,  # type: ignore[arg-type]
             max_tokens=32,
             seed=1,
@@ -58,9 +58,14 @@ def test_non_streaming_reply_and_its_usage_adds_up_the_upstream_calls(llama_serv
 
 
 def test_streaming_reply_ends_with_usage_and_lists_upstream_models(llama_server: str) -> None:
-    with running_proxy(llama_server, keepalive=0.5) as url:
+    with running_proxy(llama_server, keepalive=0.5, allow_k_equals_n=True) as url:
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
-        assert [m.id for m in client.models.list()] == ["smollm2"]
+        assert [m.id for m in client.models.list()] == [
+            "smollm2",
+            "rsa/smollm2",
+            "rsa-n16-k4-t10/smollm2",
+        ]
+        assert client.models.retrieve("rsa-n2-k2-t2/smollm2").id == "rsa-n2-k2-t2/smollm2"
         stream = client.chat.completions.create(
             model="smollm2",
             messages=QUESTION,  # type: ignore[arg-type]

@@ -80,12 +80,16 @@ def test_api_key_is_required_and_never_forwarded_upstream() -> None:
 
         client = openai.OpenAI(base_url=url, api_key="wrong", max_retries=0)
         with pytest.raises(openai.AuthenticationError):
-            client.chat.completions.create(model="m", messages=QUESTION)  # type: ignore[arg-type]
+            client.chat.completions.create(model="rsa", messages=QUESTION)  # type: ignore[arg-type]
 
         ok = chat(url, body, headers={"Authorization": "Bearer proxy-secret"})
         assert ok.status_code == 200 and ok.json()["rsa"]["answer"] == "12"
         models = httpx.get(f"{url}/models", headers={"Authorization": "Bearer proxy-secret"})
-        assert [m["id"] for m in models.json()["data"]] == ["fake-model"]
+        assert [m["id"] for m in models.json()["data"]] == [
+            "fake-model",
+            "rsa/fake-model",
+            "rsa-n2-k2-t2/fake-model",
+        ]
         assert httpx.get(url.removesuffix("/v1") + "/health").status_code == 200
         assert len(up.stats.received) == 4
         assert {r["_auth"] for r in up.stats.received} == {"Bearer up-key"}
@@ -112,7 +116,7 @@ def test_bad_requests_are_400s_naming_the_problem() -> None:
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
         with pytest.raises(openai.BadRequestError, match="'bogus'"):
             client.chat.completions.create(
-                model="m",
+                model="rsa",
                 messages=QUESTION,  # type: ignore[arg-type]
                 extra_body={"rsa": {"bogus": 1}},
             )
@@ -151,12 +155,12 @@ def test_upstream_failures_after_retries_are_502s_naming_the_upstream() -> None:
 
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
         with pytest.raises(openai.InternalServerError) as info:
-            client.chat.completions.create(model="m", messages=QUESTION)  # type: ignore[arg-type]
+            client.chat.completions.create(model="rsa", messages=QUESTION)  # type: ignore[arg-type]
         assert info.value.status_code == 502
 
         # Streaming: the 200 is sent before RSA runs, so the failure arrives as an error event.
         stream = client.chat.completions.create(
-            model="m",
+            model="rsa",
             messages=QUESTION,  # type: ignore[arg-type]
             stream=True,
         )

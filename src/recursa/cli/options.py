@@ -115,6 +115,13 @@ def add_settings_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = f
     rsa = parser.add_argument_group("RSA settings")
     add_model_flags(rsa, RSAConfig, skip)
     add_backend_flags(parser)
+    parser.add_argument_group("backend settings (every backend)").add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        default=None,
+        help="read --api-key from the first line of FILE, so that it is not on the command "
+        "line (or set OPENAI_API_KEY)",
+    )
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -128,13 +135,17 @@ def read_settings(
     names: Iterable[str],
     *,
     env: Mapping[str, str] | None = None,
+    empty_is_a_value: frozenset[str] = frozenset(),
+    key_files: Mapping[str, str] | None = None,
     file_names_only: bool = False,
     command: str = "",
 ) -> dict[str, Any]:
     """The one settings path of every command: the --config file's values, the flags the
-    user typed on top (flag defaults are suppressed, so only typed ones are seen), then
-    environment variables (`env`: setting -> variable) for settings still unset. With
-    `file_names_only`, a config-file setting outside `names` is an error."""
+    user typed on top (flag defaults are suppressed, so only typed ones are seen), keys read
+    from files (`key_files`: setting -> the flag naming its file), then environment
+    variables (`env`: setting -> variable) for settings still unset (set but empty counts
+    only for `empty_is_a_value`). With `file_names_only`, a config-file setting outside
+    `names` is an error."""
     config = getattr(args, "config", None)
     values: dict[str, Any] = load_config_file(config) if config else {}
     known = set(names)
@@ -146,17 +157,34 @@ def read_settings(
     for name in known:
         if name in vars(args):
             values[name] = getattr(args, name)
+    for name, flag in (key_files or {}).items():
+        path = getattr(args, flag, None)
+        if path:
+            values[name] = read_key_file(path)
     for name, variable in (env or {}).items():
-        if values.get(name) is None and os.environ.get(variable):
+        set_but_empty = name in empty_is_a_value and variable in os.environ
+        if values.get(name) is None and (os.environ.get(variable) or set_but_empty):
             values[name] = os.environ[variable]
     return values
 
 
 def settings_from_args(args: argparse.Namespace, extra: Iterable[str] = ()) -> dict[str, Any]:
-    """Solve-like commands: RSA and backend settings (plus `extra` names), OPENAI_API_KEY
-    when no key was given."""
+    """Solve-like commands: RSA and backend settings (plus `extra` names), --api-key-file,
+    then OPENAI_API_KEY when no key was given."""
     names = set(RSAConfig.model_fields) | backend_setting_names() | set(extra)
-    return read_settings(args, names, env={"api_key": "OPENAI_API_KEY"})
+    return read_settings(
+        args, names, env={"api_key": "OPENAI_API_KEY"}, key_files={"api_key": "api_key_file"}
+    )
+
+
+def read_key_file(path: str) -> str:
+    """A key from a file (its first line), so that it never appears on a command line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot read the key file {path}: {reason}") from exc
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[RSAConfig, BackendConfig]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from recursa.cli.options import add_model_flags, read_settings
 from recursa.config import BackendConfig, RSAConfig
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
+from recursa.serve.redact import redact_url, register_secrets
 from recursa.serve.settings import ServeSettings
 
 #: Upstream settings that make sense for a proxy (the backend is always `openai`; its URL and
@@ -31,13 +34,24 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
         help="run an OpenAI-compatible proxy that answers with RSA",
-        description="Serve POST /v1/chat/completions, GET /v1/models and GET /health. Every chat "
-        "completion runs RSA over the upstream OpenAI-compatible server and answers with the "
-        "selected final candidate. The RSA flags set the server's defaults; a request "
-        'overrides them with an "rsa" object in its body, e.g. {"rsa": {"n": 8, "k": 3, '
-        '"t": 4, "task": "math"}}. See docs/SERVE.md.',
+        description="Serve POST /v1/chat/completions, POST /v1/responses, GET /v1/models and "
+        "GET /health. Every chat completion runs RSA over the upstream OpenAI-compatible server "
+        "and answers with the selected final candidate. The RSA flags set the server's "
+        'defaults; a request overrides them with an "rsa" object in its body, e.g. '
+        '{"rsa": {"n": 8, "k": 3, "t": 4, "task": "math"}}, or with a model name such as '
+        "rsa-n8-k3-t4/MODEL. Sampling parameters (stop, penalties, response_format, ...) reach "
+        "every upstream generation. See docs/SERVE.md.",
     )
-    add_model_flags(p.add_argument_group("server settings"), ServeSettings)
+    server = p.add_argument_group("server settings")
+    add_model_flags(server, ServeSettings, skip=frozenset({"cors_origin"}))
+    server.add_argument(
+        "--cors-origin",
+        dest="cors_origin",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="ORIGIN",
+        help=ServeSettings.model_fields["cors_origin"].description,
+    )
     upstream = p.add_argument_group("upstream settings")
     add_model_flags(
         upstream, BackendConfig, skip=frozenset(BackendConfig.model_fields) - UPSTREAM_FIELDS
@@ -48,6 +62,19 @@ def register(sub: Any) -> None:
         p.add_argument_group("RSA defaults (a request's rsa object overrides them)"),
         RSAConfig,
         skip=frozenset(RSAConfig.model_fields) - RSA_FIELDS,
+    )
+    keys = p.add_argument_group("keys from files (nothing secret on the command line)")
+    keys.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        default=None,
+        help="read --api-key from the first line of FILE (or set RECURSA_API_KEY)",
+    )
+    keys.add_argument(
+        "--upstream-api-key-file",
+        metavar="FILE",
+        default=None,
+        help="read --upstream-api-key from the first line of FILE (or set OPENAI_API_KEY)",
     )
     p.add_argument(
         "--config",
@@ -65,6 +92,9 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServeSettings, RSAConfig, B
         args,
         serve_fields | RSA_FIELDS | UPSTREAM_FIELDS,
         env={"upstream_api_key": "OPENAI_API_KEY", "api_key": "RECURSA_API_KEY"},
+        # Set but empty is an empty key (refused), not "no key".
+        empty_is_a_value=frozenset({"api_key"}),
+        key_files={"api_key": "api_key_file", "upstream_api_key": "upstream_api_key_file"},
         file_names_only=True,
         command="serve",
     )
@@ -74,6 +104,17 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServeSettings, RSAConfig, B
         backend="openai", **{k: v for k, v in values.items() if k in UPSTREAM_FIELDS}
     )
     return settings, rsa, upstream
+
+
+def args_value(args: argparse.Namespace, name: str) -> Any:
+    return getattr(args, name, None)
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -100,15 +141,22 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from recursa.serve.app import create_app
+        from recursa.serve.limits import install_log_filters, uvicorn_options
     except ImportError as exc:
         raise MissingDependencyError("the server (starlette, uvicorn)", "serve") from exc
+    if settings.api_key is None and not loopback(settings.host):
+        raise UsageError(
+            f"recursa serve without an API key listens only on a loopback address, not "
+            f"{settings.host}: set RECURSA_API_KEY or --api-key-file"
+        )
+    register_secrets(settings)
     app = create_app(settings, rsa, upstream)
     sock = listen(settings.host, settings.port)
     if not args.quiet:
         logging.getLogger("recursa.serve").setLevel(logging.INFO)
     print(
         f"recursa serve: {_url(sock)}/v1 answers with RSA (N={rsa.n}, K={rsa.k}, T={rsa.t}, "
-        f"task {rsa.task}) over {settings.upstream_url}"
+        f"task {rsa.task}) over {redact_url(settings.upstream_url)}"
         f"{'' if settings.api_key else '; no --api-key: clients are not authenticated'}",
         file=sys.stderr,
         flush=True,
@@ -119,15 +167,30 @@ def run(args: argparse.Namespace) -> int:
             log_level="warning" if args.quiet else "info",
             access_log=not args.quiet,
             timeout_graceful_shutdown=5,
+            **uvicorn_options(settings),
         )
     )
+    install_log_filters()
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    how = ""
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
-        # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught: for a server
-        # that is the normal way to stop, not a failure.
-        pass
+        # uvicorn shuts down gracefully, then re-raises the Ctrl-C (or SIGTERM) it caught:
+        # for a server that is the normal way to stop, not a failure.
+        how = " (interrupted)"
+    except Terminated:
+        how = " (SIGTERM)"
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
-    print("recursa serve: stopped", file=sys.stderr)
+    print(f"recursa serve: stopped{how}", file=sys.stderr)
     return 0
+
+
+class Terminated(Exception):
+    """SIGTERM arrived; uvicorn has already shut down gracefully when it is raised."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from recursa.serve.redact import scrub
+
+log = logging.getLogger("recursa.serve")
 
 
 class APIError(Exception):
@@ -19,10 +24,13 @@ class APIError(Exception):
         type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        message = scrub(message)
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
         self.type = type
         self.code = code
         self.param = param
@@ -39,8 +47,10 @@ class APIError(Exception):
         }
 
     def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+        headers = dict(self.headers or {})
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(self.body(), status_code=self.status, headers=headers or None)
 
 
 def bad_request(message: str, code: str = "invalid_value", param: str | None = None) -> APIError:
@@ -56,4 +66,6 @@ def upstream_failed(message: str) -> APIError:
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Starlette handler for APIError."""
     assert isinstance(exc, APIError)
+    if exc.status < 500:
+        log.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc.message)
     return exc.response()
