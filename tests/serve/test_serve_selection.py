@@ -28,7 +28,7 @@ def test_a_request_can_ask_for_self_verification(selection: str, boxed: str) -> 
     ):
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=60)
         reply = client.chat.completions.create(
-            model="m",
+            model="fake-model",
             messages=[{"role": "user", "content": "What is 1 + 1?"}],
             extra_body={"rsa": {"selection": selection}},
         )
@@ -45,7 +45,7 @@ def test_an_unknown_selection_gets_the_registrys_sentence() -> None:
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=60)
         with pytest.raises(openai.BadRequestError) as caught:
             client.chat.completions.create(
-                model="m",
+                model="fake-model",
                 messages=[{"role": "user", "content": "What is 1 + 1?"}],
                 extra_body={"rsa": {"selection": "best"}},
             )
