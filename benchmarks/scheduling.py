@@ -14,8 +14,9 @@ bound becomes memory-aware, the table gains `kv peak`, `preempted tokens` and `p
 hit` columns, and a second table compares, at each point, the pipelined schedule with no
 limit, the same schedule with the dispatcher's admission control (at most the pool's tokens
 in flight, each request counted as prompt + max_tokens, and as prompt + the mean reported
-completion), both schedules with vLLM's `--watermark` 0.01 (a joining request leaves 1% of
-the pool free) and the step barrier. `--watermark F` runs the first table with it.
+completion), both schedules with the other setting of vLLM's `--watermark` (0.01, what the
+vLLM backend sets where vLLM has it, or 0, vLLM's default and older releases) and the step
+barrier. `--watermark F` sets the first table's (default 0.01).
 
     python benchmarks/scheduling.py            # the sweep: problems 1/8/30/100 x B 64/256
     python benchmarks/scheduling.py --quick    # under a minute; still runs the paper point
@@ -44,6 +45,7 @@ from recursa.backends.simulated import (
     LowerBound,
     SimulatedEngine,
 )
+from recursa.backends.vllm import VLLM_WATERMARK
 from recursa.errors import BackendError
 from recursa.virtual_clock import run_virtual
 
@@ -58,8 +60,13 @@ SENSITIVITY_SIGMAS = [0.4, 0.6, 1.0]
 MEMORY_PROBLEM_WORDS = 100
 #: The admission-control variants measured under a memory model: (label, estimate).
 ADMISSION = [("bounded max", "max_tokens"), ("bounded usage", "usage")]
-#: vLLM's `--watermark` measured beside its default (0) under a memory model.
-WATERMARK = 0.01
+#: vLLM's `--watermark` as the vLLM backend sets it; the second table adds the other setting.
+WATERMARK = VLLM_WATERMARK
+
+
+def other_watermark(watermark: float) -> float:
+    """The watermark the second table compares with: vLLM's default (0), or the backend's."""
+    return 0.0 if watermark else WATERMARK
 
 
 def step_priority(request: GenerationRequest) -> int:
@@ -161,7 +168,7 @@ class Point:
     pipelined: Run
     barrier: Run
     #: Under a memory model: the pipelined schedule with admission control, by ADMISSION label,
-    #: and both schedules with vLLM's watermark (WATERMARK), labelled "watermark ...".
+    #: and both schedules at `other_watermark`, labelled "pipelined/barrier watermark W".
     bounded: dict[str, Run]
 
     @property
@@ -197,11 +204,11 @@ def measure(
                 bounded[label] = run_once(
                     problems, point_cost, lengths, seed, False, memory, estimate, stagger, watermark
                 )
-            if watermark != WATERMARK:
-                for sync, label in ((False, "pipelined"), (True, "barrier")):
-                    bounded[f"{label} watermark {WATERMARK:g}"] = run_once(
-                        problems, point_cost, lengths, seed, sync, memory, None, stagger, WATERMARK
-                    )
+            other = other_watermark(watermark)
+            for sync, label in ((False, "pipelined"), (True, "barrier")):
+                bounded[f"{label} watermark {other:g}"] = run_once(
+                    problems, point_cost, lengths, seed, sync, memory, None, stagger, other
+                )
         out.append(
             Point(
                 problems,
@@ -231,7 +238,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def sweep_table(points: Sequence[Point], memory: bool = False) -> str:
+def sweep_table(points: Sequence[Point], memory: bool = False, watermark: float = 0.0) -> str:
     header = [
         "problems",
         "B",
@@ -246,12 +253,13 @@ def sweep_table(points: Sequence[Point], memory: bool = False) -> str:
         "eff pipelined",
         "eff barrier",
     ]
-    marked = f"pipelined watermark {WATERMARK:g}"
+    other = other_watermark(watermark)
+    marked = f"pipelined watermark {other:g}"
     with_marked = memory and all(marked in p.bounded for p in points)
     if memory:
         header += ["kv peak", "preempted tokens", "prefix-cache hit"]
     if with_marked:
-        header += [f"eff watermark {WATERMARK:g}"]
+        header += [f"eff watermark {other:g}"]
     rows = []
     for p in points:
         b = p.pipelined.bound
@@ -382,10 +390,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--watermark",
         type=float,
-        default=0.0,
+        default=WATERMARK,
         metavar="F",
         help="with a memory model: vLLM's --watermark (share of the pool a joining request "
-        f"leaves free; default 0, vLLM's default; the second table adds {WATERMARK:g})",
+        f"leaves free; default {WATERMARK:g}, what the vLLM backend sets where vLLM has it; "
+        "0 is vLLM's default; the second table adds the other of the two)",
     )
     p.add_argument(
         "--stagger",
@@ -460,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{'first come, first served' if args.fcfs else 'priority = ' + priority_label}; "
             f"watermark {args.watermark:g}; problem statements of {MEMORY_PROBLEM_WORDS} words"
         )
-    print(sweep_table(points, memory is not None))
+    print(sweep_table(points, memory is not None, args.watermark))
     if memory is not None:
         print()
         print(
@@ -475,14 +484,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if memory is not None:
         kv = paper.pipelined.kv
         result += f" kv_peak={kv.peak_share:.3f} preempted_share={kv.preempted_share:.3f}"
-        marked = paper.bounded.get(f"pipelined watermark {WATERMARK:g}")
-        marked_barrier = paper.bounded.get(f"barrier watermark {WATERMARK:g}")
-        if marked is not None and marked_barrier is not None:
-            result += (
-                f" watermark_speedup={marked_barrier.wall_s / marked.wall_s:.3f}"
-                f" watermark_efficiency={marked.efficiency:.3f}"
-                f" watermark_preempted_share={marked.kv.preempted_share:.3f}"
-            )
+        result += f" watermark={args.watermark:g}"
+        other = other_watermark(args.watermark)
+        marked = paper.bounded[f"pipelined watermark {other:g}"]
+        marked_barrier = paper.bounded[f"barrier watermark {other:g}"]
+        result += (
+            f" watermark{other:g}_speedup={marked_barrier.wall_s / marked.wall_s:.3f}"
+            f" watermark{other:g}_efficiency={marked.efficiency:.3f}"
+            f" watermark{other:g}_preempted_share={marked.kv.preempted_share:.3f}"
+        )
     print(result)
     return 0
 
