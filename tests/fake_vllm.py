@@ -170,8 +170,12 @@ class FakeTokenizer:
         ids = [self.vocab.setdefault(w, len(self.vocab) + 10) for w in text.split()]
         return [1, *ids] if add_special_tokens else ids
 
-    def template_ids(self, messages: list[dict[str, str]]) -> list[int]:
+    def template_ids(
+        self, messages: list[dict[str, str]], reasoning_effort: str | None = None
+    ) -> list[int]:
         ids = [1]
+        if reasoning_effort is not None:  # a template variable, as gpt-oss's template reads
+            ids += [5, *self.encode(f"Reasoning: {reasoning_effort}", False), 6]
         for m in messages:
             ids += [2, *self.encode(f"{m['role']}: {m['content']}", False), 3]
         return [*ids, 4]
@@ -182,14 +186,16 @@ class FakeTokenizer:
         tokenize: bool = True,
         add_generation_prompt: bool = False,
         return_dict: bool = True,
+        **template_vars: Any,
     ) -> Any:
+        """transformers passes extra keywords to the template as variables."""
         if self.chat_template is None:  # transformers' message for a model without a template
             raise ValueError(
                 "Cannot use chat template functions because tokenizer.chat_template is not set "
                 "and no template argument was passed!"
             )
         assert tokenize and add_generation_prompt
-        ids = self.template_ids(messages)
+        ids = self.template_ids(messages, template_vars.get("reasoning_effort"))
         if return_dict:  # transformers 5's default
             return BatchEncoding({"input_ids": ids, "attention_mask": [1] * len(ids)})
         return ids

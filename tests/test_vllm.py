@@ -51,6 +51,16 @@ def test_request_is_chat_templated_token_ids_with_the_paper_sampling() -> None:
     assert (out.prompt_tokens, out.completion_tokens) == (len(expected), 2)
 
 
+def test_a_reasoning_effort_goes_to_the_chat_template() -> None:
+    engine = FakeEngine()
+    asyncio.run(backend(engine).generate(req("what is 3 + 4", reasoning_effort="high")))
+    user = [{"role": "user", "content": "what is 3 + 4"}]
+    expected = engine.tokenizer.template_ids(user, reasoning_effort="high")
+    assert engine.calls[0][0] == {"prompt_token_ids": expected} and 5 in expected
+    asyncio.run(backend(engine).generate(req("what is 3 + 4")))
+    assert 5 not in engine.calls[1][0]["prompt_token_ids"]  # none asked, none sent
+
+
 def test_context_window_comes_from_the_model_config_and_caps_max_tokens() -> None:
     engine = FakeEngine(max_model_len=20, reply=" ".join(f"w{i}" for i in range(40)))
     b = backend(engine)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from recursa.backends.admission import InFlightEstimate
 from recursa.errors import UsageError
+from recursa.think import keep_think_alias
 
 TaskName = Literal["general", "math", "rg", "mcq", "code", "arc"]
 SelectionName = Literal["majority", "random"]
@@ -28,8 +29,24 @@ class RSAConfig(BaseModel):
     temperature: float = Field(1.0, ge=0.0, description="Sampling temperature.")
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (off).")
     max_tokens: int = Field(8192, ge=1, description="Maximum new tokens per generation.")
-    keep_think: bool = Field(
-        False, description="Keep <think> blocks in candidates shown for aggregation."
+    think: Literal["keep", "strip", "auto"] = Field(
+        "auto",
+        description="<think> blocks of candidates shown for aggregation: 'keep' them, 'strip' "
+        "them, or 'auto': whole candidates when the K of them fit the context window, "
+        "stripped only when they do not (then tails are kept, as the context policy says).",
+    )
+    keep_think: bool | None = Field(
+        None, description="Deprecated: --keep-think is --think keep, --no-keep-think --think strip."
+    )
+    summarize_candidates: bool = Field(
+        False,
+        description="Before each aggregation step, the model summarises every candidate of the "
+        "previous step; aggregation prompts show the summaries (the reference's --summarize-cot).",
+    )
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(
+        None,
+        description="Reasoning effort for models that take one (gpt-oss): sent with every "
+        "request, as the backend's server or chat template expects (default: not sent).",
     )
     selection: SelectionName = Field(
         "majority", description="Final answer: majority vote, or a random member of the last step."
@@ -43,6 +60,11 @@ class RSAConfig(BaseModel):
         False,
         description="Step barrier across problems (the reference code's schedule; slower).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_think_alias(cls, data: Any) -> Any:
+        return keep_think_alias(data)
 
     @model_validator(mode="after")
     def _k_within_n(self) -> RSAConfig:

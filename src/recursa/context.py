@@ -65,6 +65,12 @@ class Fitted:
     truncated: int
 
 
+def candidate_budget(overhead_tokens: int, context_tokens: int, max_tokens: int) -> int:
+    """Tokens the candidates may take together: the window less the answer's reserve and the
+    prompt without candidates."""
+    return context_tokens - min(max_tokens, context_tokens // 2) - overhead_tokens
+
+
 def fit_candidates(
     candidates: list[str],
     overhead_tokens: int,
@@ -76,8 +82,7 @@ def fit_candidates(
     candidates (instructions, problem, separators)."""
     if context_tokens is None:
         return Fitted(list(candidates), max_tokens, 0)
-    reserve = min(max_tokens, context_tokens // 2)
-    budget = context_tokens - reserve - overhead_tokens
+    budget = candidate_budget(overhead_tokens, context_tokens, max_tokens)
     if budget < MIN_CANDIDATE_TOKENS * max(len(candidates), 1):
         raise ContextOverflowError(
             f"the problem ({overhead_tokens} tokens with instructions) leaves no room for "

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from recursa.backends.base import Completion, GenerationRequest
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
-from recursa.context import fit_candidates, fit_plain, strip_think
+from recursa.context import fit_plain
 from recursa.hashing import request_seed, stable_rng
-from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
+from recursa.prompts import fitted_aggregation_messages, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import majority_vote, random_member, ranked_clusters
 from recursa.tasks import Problem, Task, get_task
@@ -92,6 +92,8 @@ class Engine:
         on_step: StepCallback | None = None,
         on_generation: GenerationCallback | None = None,
         keep_history: bool = True,
+        request_params: Mapping[str, Any] | None = None,
+        summary_store: CompletionStore | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.config = config
@@ -100,6 +102,10 @@ class Engine:
         self.on_step = on_step
         self.on_generation = on_generation
         self.keep_history = keep_history
+        #: Extra request-body fields sent with every generation (GenerationRequest.params).
+        self.request_params = dict(request_params or {})
+        #: Where `summarize_candidates` journals its summaries (an evaluation's journal).
+        self.summary_store = summary_store
         self._told_truncation = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
 
@@ -128,6 +134,7 @@ class Engine:
             completion_tokens=completion.completion_tokens,
             finish_reason=completion.finish_reason,
             parents=parents,
+            logprobs=completion.logprobs,
         )
         state.usage["prompt_tokens"] += candidate.prompt_tokens
         state.usage["completion_tokens"] += candidate.completion_tokens
@@ -154,8 +161,10 @@ class Engine:
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             seed=request_seed(cfg.seed, problem.id, step, slot),
+            reasoning_effort=cfg.reasoning_effort,
             key=f"{problem.id}/{step}/{slot}",
             meta=meta,
+            params=self.request_params,
         )
 
     def _count(self, text: str) -> int:
@@ -166,9 +175,8 @@ class Engine:
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
-            max_tokens = fit_plain(
-                self._count(messages[0]["content"]), self.context_tokens, self.config.max_tokens
-            )
+            text = "\n".join(m["content"] for m in messages)
+            max_tokens = fit_plain(self._count(text), self.context_tokens, self.config.max_tokens)
             return self._request(state.problem, 1, slot, messages, max_tokens)
 
         return build
@@ -177,15 +185,14 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
-            texts = shown if self.config.keep_think else [strip_think(t) for t in shown]
-            # The prompt without candidates, counted only when a context window bounds it.
-            overhead = (
-                self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
-                if self.context_tokens is not None
-                else 0
-            )
-            fitted = fit_candidates(
-                texts, overhead, self.context_tokens, self.config.max_tokens, self._count
+            messages, fitted = fitted_aggregation_messages(
+                state.task,
+                state.problem,
+                shown,
+                think=self.config.think,
+                context_tokens=self.context_tokens,
+                max_tokens=self.config.max_tokens,
+                count=self._count,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
@@ -194,7 +201,6 @@ class Engine:
                     "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
                     self.context_tokens,
                 )
-            messages = aggregation_messages(state.task, state.problem, fitted.candidates)
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
 
         return build
@@ -209,10 +215,13 @@ class Engine:
             ]
         else:
             previous = state.steps[-1].candidates
+            texts = [c.text for c in previous]
+            if cfg.summarize_candidates:
+                texts = await self._summaries(state, previous)
             coros = []
             for s in range(cfg.n):
                 parents = draw_subset(cfg.seed, pid, step, s, len(previous), cfg.k)
-                shown = [previous[i].text for i in parents]
+                shown = [texts[i] for i in parents]
                 coros.append(
                     self._generate(
                         state, step, s, parents, self._aggregate_builder(state, step, s, shown)
@@ -245,6 +254,25 @@ class Engine:
             state.done = True
         if step == cfg.t:
             state.done = True
+
+    async def _summaries(self, state: _State, previous: list[Candidate]) -> list[str]:
+        """`summarize_candidates`: the model's summary of every member of the last step."""
+        from recursa.summaries import summarize_population
+
+        done = await summarize_population(
+            self.dispatcher,
+            state.task,
+            state.problem,
+            previous,
+            self.config,
+            context_tokens=self.context_tokens,
+            store=self.summary_store,
+        )
+        for completion in done:
+            state.usage["prompt_tokens"] += completion.prompt_tokens
+            state.usage["completion_tokens"] += completion.completion_tokens
+            state.usage["generations"] += 1
+        return [c.text for c in done]
 
     def _agreed(self, task: Task, earlier: StepResult | None, current: StepResult) -> bool:
         """Early stop: at this step and the previous one, at least the rule's fraction of the

@@ -21,8 +21,14 @@ class GenerationRequest:
     temperature: float = 1.0
     top_p: float | None = None
     seed: int | None = None
+    #: "low" / "medium" / "high" for models that take a reasoning effort (gpt-oss); None
+    #: sends none. Each backend passes it as its server or chat template expects.
+    reasoning_effort: str | None = None
     key: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Extra request-body fields for servers that take them (OpenAI-compatible: `stop`,
+    #: `top_k`, `response_format`, `logprobs`, `model`, ...); other backends ignore them.
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def prompt_text(self) -> str:
         return "\n".join(m["content"] for m in self.messages)
@@ -36,6 +42,8 @@ class Completion:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: The server's token log-probabilities (OpenAI's `choices[0].logprobs`), when asked for.
+    logprobs: dict[str, Any] | None = None
 
 
 class RetryableError(Exception):

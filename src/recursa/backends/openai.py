@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
-from recursa.errors import BackendError, UsageError
+from recursa.errors import BackendError, RequestRefusedError, UsageError
 
 if TYPE_CHECKING:
     from recursa.config import BackendConfig
@@ -45,6 +45,23 @@ def _error_detail(response: httpx.Response) -> str:
             return str(err.get("message") or err)[:200]
         return str(err)[:200]
     return str(body)[:200]
+
+
+def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, bool]:
+    """`code` and `param` of an OpenAI-format error body, and whether the body is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None, False
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None, None, False
+    code, param = err.get("code"), err.get("param")
+    return (
+        str(code) if isinstance(code, (str, int)) and code != "" else None,
+        str(param) if isinstance(param, str) and param else None,
+        True,
+    )
 
 
 def _count(value: object) -> int | None:
@@ -104,6 +121,7 @@ class OpenAIBackend(Backend):
             body["top_p"] = request.top_p
         if request.seed is not None:
             body["seed"] = request.seed
+        body.update(request.params)
         return body
 
     def _detail(self, response: httpx.Response) -> str:
@@ -129,9 +147,15 @@ class OpenAIBackend(Backend):
                 f"the server at {self.base_url} rejected the API key (HTTP {status})"
             )
         if status >= 400:
-            raise BackendError(
-                f"the server at {self.base_url} refused the request (HTTP {status}): "
-                f"{self._detail(response)}"
+            detail = self._detail(response)
+            code, param, api_error = _error_fields(response)
+            raise RequestRefusedError(
+                f"the server at {self.base_url} refused the request (HTTP {status}): {detail}",
+                status=status,
+                code=code,
+                param=param,
+                detail=detail,
+                api_error=api_error,
             )
         try:
             data = response.json()
@@ -160,6 +184,7 @@ class OpenAIBackend(Backend):
             completion_tokens=self.count_tokens(text)
             if completion_tokens is None
             else completion_tokens,
+            logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
         )
 
     async def aclose(self) -> None:

@@ -120,8 +120,10 @@ class VLLMBackend(Backend):
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         """The request's chat messages through the model's chat template, as token ids."""
+        # A reasoning effort goes to the chat template (gpt-oss's reads `reasoning_effort`).
+        extra = {"reasoning_effort": request.reasoning_effort} if request.reasoning_effort else {}
         ids = self.tokenizer.apply_chat_template(
-            request.messages, tokenize=True, add_generation_prompt=True
+            request.messages, tokenize=True, add_generation_prompt=True, **extra
         )
         if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding (dict-like)
             ids = ids["input_ids"]
