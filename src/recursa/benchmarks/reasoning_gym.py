@@ -191,7 +191,8 @@ def _mix(name: str) -> BenchmarkSpec:
     ) -> Dataset:
         return load_reasoning_gym(name, size=size, seed=seed, limit=limit, strict=strict)
 
-    return BenchmarkSpec(name, f"the paper's Reasoning Gym {name[3:]} mix (100 problems)", load)
+    description = f"the paper's Reasoning Gym {name[3:]} mix (100 problems, its per-task counts)"
+    return BenchmarkSpec(name, description, load)
 
 
 SPEC = BenchmarkSpec(
