@@ -189,16 +189,19 @@ CASES = [
         "unknown-method",
         lambda e: ["eval", e / "ok.jsonl", "--out", e.out(), *MOCK, "--method", "vote"],
         2,
-        "invalid choice: 'vote'",
+        "unknown method 'vote'; choose one of rsa, majority",
     ),
     Case(
-        "unknown-backend", lambda e: ["solve", "q", "--backend", "gpt"], 2, "invalid choice: 'gpt'"
+        "unknown-backend",
+        lambda e: ["solve", "q", "--backend", "gpt"],
+        2,
+        "unknown backend 'gpt'; choose one of llamacpp",
     ),
     Case(
         "unknown-task",
         lambda e: ["solve", "q", *MOCK, "--task", "poetry"],
         2,
-        "invalid choice: 'poetry'",
+        "unknown task 'poetry'; choose one of general, math",
     ),
     Case(
         "unknown-task-in-a-row",

@@ -5,6 +5,7 @@ never ends an evaluation (it is that completion's failure; the run finishes and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from recursa.backends.base import GenerationRequest
 from recursa.backends.mock import MockBackend
 from recursa.rl.rewards import compute_score
 from recursa.sandbox import Execution, Sandbox, SandboxConfig, Status
-from recursa.tasks import Problem, get_task
+from recursa.tasks import Problem, TaskSet, get_task
+from recursa.tasks.code import CodeTask
 from recursa.tasks.code_grading import grade_code
 from recursa.tasks.code_tests import CodeTest, _judge, normalised_output, stdout_matches
 from tests.helpers.evalkit import read_jsonl
@@ -148,9 +150,9 @@ def test_hostile_programs_grade_as_wrong_answers(box: Sandbox) -> None:
     functional = [{"input": "[2,7,11,15]\n9", "output": "[0, 1]", "testtype": "functional"}]
     grade = grade_code(DEEP_RESULT, functional, func_name="twoSum", sandbox=box, extract=False)
     assert grade.score == 0.0 and grade.detail["status"] == "wrong_answer", grade
-    task = get_task("code")
+    # the run's sandbox settings reach its own code task at construction
+    task = TaskSet({"sandbox": SandboxConfig(**SANDBOX)})("code")  # type: ignore[arg-type]
     problem = Problem("p", "q", None, "code", {"public_tests": functional, "func_name": "twoSum"})
-    task.configure_sandbox(SandboxConfig(**SANDBOX))  # type: ignore[arg-type]
     import asyncio
 
     keys = asyncio.run(task.vote_keys(problem, [DEEP_RESULT, FUNCTIONAL_CORRECT, None]))
@@ -165,13 +167,15 @@ def _hostile_script(request: GenerationRequest) -> str:
     return fenced(SNAN if slot == 0 else STDIN_CORRECT)
 
 
-def test_hostile_outputs_through_an_evaluation_end_in_a_finished_run(tmp_path: Path) -> None:
+def test_hostile_outputs_through_an_evaluation_end_in_a_finished_run(
+    mock_backend: Callable[..., MockBackend], tmp_path: Path
+) -> None:
     rows = [stdin_row("s1"), functional_row("f1")]
     data = tmp_path / "lcb.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "run"
     kwargs: dict[str, Any] = {"n": 2, "k": 1, "t": 1, "seed": 0, "sandbox": SANDBOX}
-    result = evaluate(str(data), out=out, backend=MockBackend(script=_hostile_script), **kwargs)
+    result = evaluate(str(data), out=out, backend=mock_backend(_hostile_script), **kwargs)
     assert result.summary["problems"] == 2
     records = {r["id"]: r for r in read_jsonl(out / "problems.jsonl")}
     for pid in ("s1", "f1"):
@@ -179,7 +183,7 @@ def test_hostile_outputs_through_an_evaluation_end_in_a_finished_run(tmp_path: P
         assert step["scores"] == [0.0, 1.0]
         assert "wrong answer" in step["reasons"][0]
     again = evaluate(
-        str(data), out=out, resume=True, backend=MockBackend(script=_hostile_script), **kwargs
+        str(data), out=out, resume=True, backend=mock_backend(_hostile_script), **kwargs
     )
     assert {k: v for k, v in again.summary.items() if k != "run"} == {
         k: v for k, v in result.summary.items() if k != "run"
@@ -188,36 +192,36 @@ def test_hostile_outputs_through_an_evaluation_end_in_a_finished_run(tmp_path: P
 
 
 def test_a_grading_failure_is_that_completions_and_the_run_resumes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mock_backend: Callable[..., MockBackend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = [stdin_row("s1"), stdin_row("s2")]
     data = tmp_path / "lcb.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "run"
-    task = get_task("code")
-    real = task.grade_async
+    real = CodeTask.grade_async
 
-    async def fragile(problem: Problem, completion: str) -> Any:
+    async def fragile(self: CodeTask, problem: Problem, completion: str) -> Any:
         if "sNaN" in completion:
             raise ArithmeticError("[<class 'decimal.InvalidOperation'>]")
-        return await real(problem, completion)
+        return await real(self, problem, completion)
 
-    async def fragile_keys(problem: Problem, answers: Any) -> Any:
+    async def fragile_keys(self: CodeTask, problem: Problem, answers: Any) -> Any:
         if any(a and "sNaN" in a for a in answers):
             raise RecursionError("maximum recursion depth exceeded")
         return None
 
-    monkeypatch.setattr(task, "grade_async", fragile)
-    monkeypatch.setattr(task, "vote_keys", fragile_keys)
+    # on the class: an evaluation builds its own code task (with the run's sandbox)
+    monkeypatch.setattr(CodeTask, "grade_async", fragile)
+    monkeypatch.setattr(CodeTask, "vote_keys", fragile_keys)
     kwargs: dict[str, Any] = {"n": 2, "k": 1, "t": 2, "seed": 0, "sandbox": SANDBOX}
-    result = evaluate(str(data), out=out, backend=MockBackend(script=_hostile_script), **kwargs)
+    result = evaluate(str(data), out=out, backend=mock_backend(_hostile_script), **kwargs)
     assert result.summary["problems"] == 2
     for record in read_jsonl(out / "problems.jsonl"):
         first = record["steps"][0]
         assert first["scores"][1] == 1.0
         assert first["reasons"][0].startswith("grading failed (ArithmeticError")
     again = evaluate(
-        str(data), out=out, resume=True, backend=MockBackend(script=_hostile_script), **kwargs
+        str(data), out=out, resume=True, backend=mock_backend(_hostile_script), **kwargs
     )
     assert {k: v for k, v in again.summary.items() if k != "run"} == {
         k: v for k, v in result.summary.items() if k != "run"
