@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from recursa.backends.openai_options import OpenAIOptions
 from recursa.errors import UsageError
 
 TaskName = Literal["general", "math", "rg", "mcq", "code", "arc"]
@@ -74,8 +75,9 @@ BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
 EngineName = Literal["vllm", "openai", "llamacpp", "mock"]  # what a Ray replica runs
 
 
-class BackendConfig(BaseModel):
-    """How to reach the model."""
+class BackendConfig(OpenAIOptions):
+    """How to reach the model. The openai backend's own fields come from `OpenAIOptions`
+    (recursa/backends/openai_options.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -18,7 +18,14 @@ from typing import Any, Protocol, TypeVar
 from recursa.backends.base import Completion, GenerationRequest
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
-from recursa.context import fit_candidates, fit_plain, strip_think
+from recursa.context import (
+    ESTIMATE_NOTE,
+    fit_candidates,
+    fit_plain,
+    is_empty,
+    show_empty,
+    strip_think,
+)
 from recursa.hashing import request_seed, stable_rng
 from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
@@ -95,13 +102,20 @@ class Engine:
     ) -> None:
         self.dispatcher = dispatcher
         self.config = config
-        self.context_tokens = context_tokens or dispatcher.backend.context_tokens
+        self._context_tokens = context_tokens
         self.store = store
         self.on_step = on_step
         self.on_generation = on_generation
         self.keep_history = keep_history
         self._told_truncation = False
+        self._told_empty = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The window prompts are fitted to: the setting, else what the backend knows (an
+        openai server's own figure is known once `start()` asked it)."""
+        return self._context_tokens or self.dispatcher.backend.context_tokens
 
     # -- one generation -------------------------------------------------------------------
     async def _generate(
@@ -129,12 +143,25 @@ class Engine:
             finish_reason=completion.finish_reason,
             parents=parents,
         )
+        if is_empty(candidate.text):
+            self._note_empty(state)
         state.usage["prompt_tokens"] += candidate.prompt_tokens
         state.usage["completion_tokens"] += candidate.completion_tokens
         state.usage["generations"] += 1
         if self.on_generation is not None:
             self.on_generation(state.problem, candidate)
         return candidate
+
+    def _note_empty(self, state: _State) -> None:
+        """An empty completion: a candidate without an answer, counted and said once."""
+        state.usage["empty_completions"] = state.usage.get("empty_completions", 0) + 1
+        if not self._told_empty:
+            self._told_empty = True
+            log.warning(
+                "%s returned an empty completion (no text outside <think> blocks): it counts "
+                "as a candidate without an answer and is shown to aggregation as giving none",
+                self.dispatcher.backend.description,
+            )
 
     def _request(
         self,
@@ -166,8 +193,14 @@ class Engine:
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
+            backend = self.dispatcher.backend
+            if self.context_tokens is not None:
+                await backend.prepare_counts([messages[0]["content"]])
             max_tokens = fit_plain(
-                self._count(messages[0]["content"]), self.context_tokens, self.config.max_tokens
+                self._count(messages[0]["content"]),
+                self.context_tokens,
+                self.config.max_tokens,
+                estimated=backend.counts_are_estimates,
             )
             return self._request(state.problem, 1, slot, messages, max_tokens)
 
@@ -178,21 +211,30 @@ class Engine:
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             texts = shown if self.config.keep_think else [strip_think(t) for t in shown]
+            texts = [show_empty(o, t) for o, t in zip(shown, texts, strict=True)]
+            backend = self.dispatcher.backend
             # The prompt without candidates, counted only when a context window bounds it.
-            overhead = (
-                self._count(aggregation_text(state.task, state.problem, [""] * len(texts)))
-                if self.context_tokens is not None
-                else 0
-            )
+            overhead = 0
+            if self.context_tokens is not None:
+                bare = aggregation_text(state.task, state.problem, [""] * len(texts))
+                await backend.prepare_counts([bare, *texts])
+                overhead = self._count(bare)
             fitted = fit_candidates(
-                texts, overhead, self.context_tokens, self.config.max_tokens, self._count
+                texts,
+                overhead,
+                self.context_tokens,
+                self.config.max_tokens,
+                self._count,
+                estimated=backend.counts_are_estimates,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
                 log.warning(
-                    "candidates are too long for the %s-token context window: their beginnings "
-                    "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
+                    "candidates are too long for the %s-token context window%s: their "
+                    "beginnings are cut, keeping each one's end (see docs/ARCHITECTURE.md, "
+                    "context policy)",
                     self.context_tokens,
+                    " by token counts" + ESTIMATE_NOTE if backend.counts_are_estimates else "",
                 )
             messages = aggregation_messages(state.task, state.problem, fitted.candidates)
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
@@ -296,10 +338,12 @@ class Engine:
 
     async def run(self, problem: Problem, task: Task | None = None) -> SolveResult:
         """RSA on one problem: steps 1..T (or until consensus when early stop is on)."""
+        await self.dispatcher.start()
         return await self._run_state(self._new_state(problem, task))
 
     async def run_many(self, problems: Sequence[Problem]) -> list[SolveResult]:
         """Many problems at once: pipelined, or step by step with `sync_steps`."""
+        await self.dispatcher.start()
         states = [self._new_state(p, None) for p in problems]
         if not self.config.sync_steps:
             return await gather_or_cancel([self._run_state(s) for s in states])

@@ -12,7 +12,8 @@ from recursa.api import solve_async
 from recursa.backends import create_backend
 from recursa.cli.options import add_settings_flags, configs_from_args
 from recursa.cli.progress import SolveProgress
-from recursa.errors import UsageError
+from recursa.errors import RecursaError, UsageError
+from recursa.result import SolveResult
 
 
 def register(sub: Any) -> None:
@@ -49,9 +50,12 @@ def run(args: argparse.Namespace) -> int:
         enabled=not args.quiet and not args.json,
         show_population=args.show_population,
     )
-    try:
-        result = asyncio.run(
-            solve_async(
+
+    async def session() -> SolveResult:
+        # One event loop for the whole command: the backend is closed on the loop that
+        # owns its keep-alive connections.
+        try:
+            return await solve_async(
                 question,
                 backend=model,
                 rsa=rsa,
@@ -59,13 +63,21 @@ def run(args: argparse.Namespace) -> int:
                 on_step=progress.on_step,
                 on_generation=progress.on_generation,
             )
-        )
+        finally:
+            await model.aclose()
+
+    try:
+        result = asyncio.run(session())
+    except RecursaError as exc:
+        if args.json:  # scripts reading stdout get the failure too (the sentence goes to stderr)
+            print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}, ensure_ascii=False))
+        raise
     finally:
         progress.close()
-        asyncio.run(model.aclose())
     if args.json:
         out = result.to_dict()
         out["config"] = {**out["config"], **backend.model_dump(mode="json", exclude={"api_key"})}
+        out["backend"] = model.details()
         print(json.dumps(out, ensure_ascii=False))
         return 0
     print(f"Final answer: {result.answer if result.answer is not None else '(none extracted)'}")
@@ -73,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         f"({result.usage['generations']} generations, {result.usage['prompt_tokens']} prompt "
         f"+ {result.usage['completion_tokens']} completion tokens)"
     )
+    empty = result.usage.get("empty_completions", 0)
+    if empty:
+        print(f"({empty} of {result.usage['generations']} completions were empty: no answer)")
     if rsa.early_stop:
         print(early_stop_line(result.steps_run, rsa.t, result.generations_saved))
     print("\n" + result.text.strip())
