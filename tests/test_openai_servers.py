@@ -276,7 +276,9 @@ def test_vllm_max_model_len_and_tokenize_decide_the_fit() -> None:
     # 400 server tokens fit a 600-token window (the 3-chars estimate, 667, would not).
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["backend"]["context_tokens"] == 600
+    # The server's window less the reserve for the chat template's tokens.
+    assert out["backend"]["server_context_tokens"] == 600
+    assert out["backend"]["context_tokens"] == 600 - 64
     assert out["backend"]["context_source"] == "max_model_len in GET /v1/models"
     assert out["backend"]["token_counts"] == "server tokenizer"
     assert any(LONG.strip() in t for t in up.tokenized)
@@ -290,7 +292,7 @@ def test_server_count_is_stated_exactly_when_the_prompt_does_not_fit() -> None:
         assert up.received == []
     assert proc.returncode == 1
     line = one_sentence(proc)
-    assert "takes 4" in line and "300-token context window" in line
+    assert "takes 4" in line and f"{300 - 64}-token context window" in line
     assert "estimate" not in line
 
 
@@ -312,7 +314,8 @@ def test_llama_cpp_props_and_tokenize() -> None:
         proc = solve_cli(up.url, "--json")
     assert proc.returncode == 0, proc.stderr
     backend = json.loads(proc.stdout)["backend"]
-    assert backend["context_tokens"] == 2048 and backend["context_source"] == "n_ctx in GET /props"
+    assert backend["server_context_tokens"] == 2048
+    assert backend["context_source"] == "n_ctx in GET /props"
     assert backend["token_counts"] == "server tokenizer" and up.tokenized
 
 
@@ -354,3 +357,14 @@ def test_llama_cpp_python_server_refusal_is_one_sentence(llama_server: str) -> N
     assert proc.returncode == 1
     line = one_sentence(proc)
     assert "(HTTP 500)" in line and "top_k" in line and "File" not in line
+
+
+def test_kind_of_an_unlisted_alias_comes_from_a_uniform_list() -> None:
+    from recursa.backends.openai_server import ServerFacts, kind_of
+
+    same = ServerFacts([{"id": "a", "owned_by": "vllm", "max_model_len": 9000}])
+    alias = same.entry("alias")
+    assert kind_of(alias, "http://h/v1") == "vllm" and alias and alias["max_model_len"] is None
+    mixed = ServerFacts([{"id": "a", "owned_by": "vllm"}, {"id": "b", "owned_by": "x"}])
+    assert kind_of(mixed.entry("alias"), "http://h/v1") == "other"
+    assert kind_of(None, "https://api.openai.com/v1") == "openai"

@@ -61,6 +61,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 log = logging.getLogger("recursa")
 
+#: Tokens of a server-stated context window kept for what recursa does not count: the chat
+#: template's role markers and default system prompt around the counted message contents
+#: (without it a prompt fitted exactly is refused: prompt + template + max_tokens > window).
+TEMPLATE_RESERVE = 64
 #: Most entries kept in the token-count cache (texts counted by the server).
 COUNT_CACHE_SIZE = 4096
 #: Tokenize requests in flight at once.
@@ -183,6 +187,8 @@ class OpenAIBackend(Backend):
         self.model = model
         self._context_tokens = context_tokens
         self.context_source = "--context-tokens" if context_tokens else ""
+        #: The window the server states (prompts are fitted to it less TEMPLATE_RESERVE).
+        self.server_context_tokens: int | None = None
         self._secret = api_key or None
         self._kind_setting = server_kind
         self.kind = server_kind if server_kind != "auto" else "other"
@@ -212,6 +218,8 @@ class OpenAIBackend(Backend):
 
     @property
     def context_tokens(self) -> int | None:
+        if self._context_tokens is None and self.server_context_tokens:
+            return max(self.server_context_tokens - TEMPLATE_RESERVE, 1)
         return self._context_tokens
 
     def details(self) -> dict[str, Any]:
@@ -220,6 +228,7 @@ class OpenAIBackend(Backend):
             "model": self.model,
             "server_kind": self.kind,
             "context_source": self.context_source or None,
+            "server_context_tokens": self.server_context_tokens,
             "token_counts": "estimated" if self.counts_are_estimates else "server tokenizer",
             "max_tokens_field": self.max_tokens_field,
             "not_sent": sorted(self.dropped),
@@ -273,7 +282,7 @@ class OpenAIBackend(Backend):
             self.max_tokens_field = "max_completion_tokens"
         if self._context_tokens is None:
             window, source = await context_window(self._client, self.base_url, self.kind, entry)
-            self._context_tokens, self.context_source = window, source
+            self.server_context_tokens, self.context_source = window, source
         self._tokenizer = ServerTokenizer(self._client, self.base_url, self.kind, self.model)
         self._tokenize_slots = asyncio.Semaphore(TOKENIZE_CONCURRENCY)
 
@@ -296,7 +305,7 @@ class OpenAIBackend(Backend):
         """Ask the server's tokenizer for the texts not counted yet (only when a context
         window makes counts matter)."""
         tokenizer = self._tokenizer
-        if tokenizer is None or not tokenizer.available or self._context_tokens is None:
+        if tokenizer is None or not tokenizer.available or self.context_tokens is None:
             return
         missing = list(dict.fromkeys(t for t in texts if t not in self._counts))
         if not missing:

@@ -64,8 +64,8 @@ class OpenAIOptions(BaseModel):
     )
     request_params: dict[str, Any] = Field(
         default_factory=dict,
-        description="openai: extra request field sent with every request, KEY=JSON "
-        "(repeatable; a value that is not JSON is a string), e.g. top_k=20, "
+        description="openai: an extra field sent with every request, KEY=JSON (a value "
+        "that is not JSON is a string), e.g. top_k=20, "
         "reasoning_effort=high, chat_template_kwargs='{\"enable_thinking\": false}'.",
         json_schema_extra={"flag": "--request-param", "metavar": "KEY=JSON"},
     )

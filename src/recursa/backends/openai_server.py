@@ -105,10 +105,14 @@ class ServerFacts:
         return [str(e["id"]) for e in self.entries or [] if isinstance(e.get("id"), str)]
 
     def entry(self, model: str | None) -> dict[str, Any] | None:
-        for e in self.entries or []:
+        """The model's entry; for a model the list does not name (an alias the server also
+        answers to), the first entry when every entry has the same owner."""
+        entries = self.entries or []
+        for e in entries:
             if e.get("id") == model:
                 return e
-        return None
+        owners = {str(e.get("owned_by")) for e in entries}
+        return dict(entries[0], max_model_len=None) if len(owners) == 1 else None
 
 
 async def list_models(client: httpx.AsyncClient, base_url: str) -> ServerFacts:

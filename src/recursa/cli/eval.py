@@ -13,7 +13,7 @@ from recursa.cli.options import (
     sandbox_from_args,
     settings_from_args,
 )
-from recursa.errors import UsageError
+from recursa.errors import RecursaError, UsageError
 from recursa.runs import EvalConfig, evaluate
 from recursa.runs.report import steps_table
 from recursa.sandbox import SandboxConfig
@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    except RecursaError as exc:
+        if args.json:  # scripts reading stdout get the failure too (the sentence goes to stderr)
+            print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}, ensure_ascii=False))
+        raise
     if args.json:
         print(json.dumps(result.summary, ensure_ascii=False, default=str))
         return 0
