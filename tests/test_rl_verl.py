@@ -1,7 +1,8 @@
 """`recursa rl verl-config`: the launch script parses, and carries the paper's overrides.
 
-verl needs GPUs and is not installed here; nothing imports it. Running the script with a
-stand-in `python3` on PATH shows exactly the arguments verl would receive."""
+Nothing imports verl (it needs GPUs). Running the script with a stand-in `python3` on PATH
+shows exactly the arguments verl would receive; tests/test_rl_verl_hydra.py composes them
+with verl's own trainer configuration."""
 
 from __future__ import annotations
 
@@ -85,8 +86,9 @@ def test_script_hands_verl_the_paper_settings(tmp_path: Path) -> None:
         "data.max_response_length": "8192",
         "data.train_batch_size": "256",
         "actor_rollout_ref.model.path": "Qwen/Qwen3-4B-Instruct-2507",
-        "custom_reward_function.path": "/r/rw.py",
-        "custom_reward_function.name": "compute_score",
+        "reward.custom_reward_function.path": "/r/rw.py",
+        "reward.custom_reward_function.name": "compute_score",
+        "actor_rollout_ref.rollout.max_model_len": str(4 * 8192 + 1024 + 8192),
         "trainer.nnodes": "2",
         "trainer.n_gpus_per_node": "4",
         "trainer.total_training_steps": "300",
@@ -95,6 +97,7 @@ def test_script_hands_verl_the_paper_settings(tmp_path: Path) -> None:
     }
     for key, value in expected.items():
         assert given.get(key) == value, key
+    assert "custom_reward_function.path" not in given  # verl >= 0.9 ignores the top-level key
 
 
 def test_an_empty_validation_file_is_not_used(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The vLLM backend against a fake engine with vLLM's interface (vllm is not installable here),
-plus a real-engine test that runs wherever vllm and a GPU exist."""
+"""The vLLM backend against a fake engine that follows vLLM's source (tests/fake_vllm.py; vllm
+is not installable here), plus a real-engine test that runs wherever vllm and a GPU exist.
+Each test of a vLLM behaviour names the vLLM file it mirrors."""
 
 from __future__ import annotations
 
@@ -8,86 +9,16 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from recursa import BackendError, RSAConfig, UsageError, solve_async
+from recursa import RSAConfig, UsageError, solve_async
 from recursa.backends import GenerationRequest, create_backend
 from recursa.backends.vllm import VLLMBackend, engine_args
 from recursa.config import BackendConfig, build_configs
 from recursa.errors import ContextOverflowError
-
-
-class FakeTokenizer:
-    """Words are tokens; the chat template wraps each message in two marker tokens."""
-
-    def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
-
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        ids = [self.vocab.setdefault(w, len(self.vocab) + 10) for w in text.split()]
-        return [1, *ids] if add_special_tokens else ids
-
-    def decode(self, ids: list[int]) -> str:
-        words = {v: k for k, v in self.vocab.items()}
-        return " ".join(words.get(i, "?") for i in ids)
-
-    def apply_chat_template(
-        self, messages: list[dict[str, str]], tokenize: bool, add_generation_prompt: bool
-    ) -> list[int]:
-        assert tokenize and add_generation_prompt
-        ids = [1]
-        for m in messages:
-            ids += [2, *self.encode(f"{m['role']}: {m['content']}", False), 3]
-        return [*ids, 4]
-
-
-class FakeEngine:
-    """vLLM's AsyncLLM surface: generate() is an async generator of cumulative outputs."""
-
-    def __init__(self, max_model_len: int = 4096, reply: str = "so \\boxed{7}") -> None:
-        self.tokenizer = FakeTokenizer()
-        self.model_config = SimpleNamespace(max_model_len=max_model_len)
-        self.reply = reply
-        self.calls: list[tuple[dict[str, Any], dict[str, Any], str]] = []
-        self.in_flight = 0
-        self.peak = 0
-        self.shut = False
-        self.fail: Exception | None = None
-
-    async def generate(
-        self, prompt: dict[str, Any], params: dict[str, Any], request_id: str
-    ) -> AsyncIterator[SimpleNamespace]:
-        self.calls.append((prompt, params, request_id))
-        if self.fail is not None:
-            raise self.fail
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            words = self.reply.split()[: params["max_tokens"]]
-            for n in range(1, len(words) + 1):
-                await asyncio.sleep(0.001)
-                done = n == len(words)
-                finish = ("length" if n == params["max_tokens"] else "stop") if done else None
-                yield SimpleNamespace(
-                    prompt_token_ids=prompt["prompt_token_ids"],
-                    finished=done,
-                    outputs=[
-                        SimpleNamespace(
-                            text=" ".join(words[:n]),
-                            token_ids=list(range(n)),
-                            finish_reason=finish,
-                        )
-                    ],
-                )
-        finally:
-            self.in_flight -= 1
-
-    def shutdown(self) -> None:
-        self.shut = True
+from tests.fake_vllm import FakeEngine
 
 
 def backend(engine: FakeEngine) -> VLLMBackend:
@@ -105,9 +36,7 @@ def test_request_is_chat_templated_token_ids_with_the_paper_sampling() -> None:
     b = backend(engine)
     out = asyncio.run(b.generate(req("what is 3 + 4", temperature=0.7, seed=11)))
     prompt, params, request_id = engine.calls[0]
-    expected = engine.tokenizer.apply_chat_template(
-        [{"role": "user", "content": "what is 3 + 4"}], tokenize=True, add_generation_prompt=True
-    )
+    expected = engine.tokenizer.template_ids([{"role": "user", "content": "what is 3 + 4"}])
     assert prompt == {"prompt_token_ids": expected}
     assert params == {
         "n": 1,
@@ -150,20 +79,6 @@ def test_requests_are_submitted_one_by_one_and_run_together() -> None:
     seeds = {c[1]["seed"] for c in engine.calls}
     assert len(seeds) == 12
     assert not engine.shut  # a backend passed in is the caller's to close
-
-
-def test_engine_failures_become_one_sentence_errors() -> None:
-    engine = FakeEngine()
-    engine.fail = ValueError("The decoder prompt is longer than the maximum model length")
-    with pytest.raises(BackendError, match="refused a request: The decoder prompt"):
-        asyncio.run(backend(engine).generate(req("hi")))
-
-    class EngineDeadError(RuntimeError):
-        pass
-
-    engine.fail = EngineDeadError("background loop died")
-    with pytest.raises(BackendError, match="EngineDeadError: background loop died"):
-        asyncio.run(backend(engine).generate(req("hi")))
 
 
 def test_aclose_shuts_the_engine_down() -> None:

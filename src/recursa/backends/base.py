@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from recursa.errors import BackendError
+
 Message = dict[str, str]
 
 
@@ -42,6 +44,11 @@ class RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BackendDeadError(BackendError):
+    """The engine behind a backend is gone for good in this process (vLLM's EngineDeadError):
+    a run ends; a Ray replica exits so that Ray starts a fresh process."""
 
 
 class Backend(abc.ABC):

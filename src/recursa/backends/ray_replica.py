@@ -4,23 +4,43 @@ The driver (`recursa.backends.ray`) turns this class into an async Ray actor. It
 backend from the driver's BackendConfig with `backend` set to the chosen engine, so every
 engine option passes through unchanged. Failures travel back as plain data (`Reply`), never as
 pickled exception objects, so the driver re-raises them as its own error types: a transient
-fault stays retryable, a usage error keeps its exit code.
+fault stays retryable, a usage error keeps its exit code. A backend whose engine died
+(`BackendDeadError`, e.g. vLLM's EngineDeadError) cannot recover in this process, so the
+replica exits: Ray restarts it (`replica_restarts`) and the driver retries elsewhere.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from recursa.backends.base import (
+    Backend,
+    BackendDeadError,
+    Completion,
+    GenerationRequest,
+    RetryableError,
+)
 from recursa.errors import RecursaError, UsageError
 
 if TYPE_CHECKING:
     from recursa.config import BackendConfig
 
 ErrorKind = Literal["retry", "usage", "fatal"]
+
+#: Exit status of a replica whose engine died (Ray restarts a process that exits on its own,
+#: unlike one that calls ray.actor.exit_actor()).
+ENGINE_DEAD_EXIT = 75
+
+
+def exit_for_restart(message: str) -> None:
+    """End this process at once, so Ray restarts the actor and the driver's in-flight
+    requests fail over (RayActorError -> RetryableError -> another replica)."""
+    print(f"recursa: Ray replica exits for a restart: {message}", file=sys.stderr, flush=True)
+    os._exit(ENGINE_DEAD_EXIT)
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,9 @@ class Replica:
             return Reply(error=self._error or "the replica has no backend", kind="fatal")
         try:
             completion = await self._backend.generate(request)
+        except BackendDeadError as exc:  # a dead engine never serves again in this process
+            exit_for_restart(str(exc))
+            raise  # not reached: exit_for_restart does not return
         except RetryableError as exc:
             return Reply(error=str(exc), kind="retry", retry_after=exc.retry_after)
         except RecursaError as exc:

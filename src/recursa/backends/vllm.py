@@ -8,37 +8,69 @@ with the model's tokenizer and sent as token ids, so the prompt length is exact;
 context length (`max_model_len`) drives the context policy, and `max_tokens` is capped so that
 prompt plus answer always fit.
 
+Supported: vLLM 0.10 to 0.33 (V1 `AsyncLLM`, and 0.10's V0 `AsyncLLMEngine`). Where the
+releases differ, the backend follows the installed one: errors are classified by class name
+(`vllm_errors.py`), token ids go in as `vllm.inputs.tokens_input` where it exists (0.26+),
+only the final output is requested where `RequestOutputKind` exists.
+
 vllm is imported only by `from_config`, i.e. only when this backend is chosen; the engine
-object is injected, so tests drive the backend with a fake of the same interface.
+object is injected, so tests drive the backend with a fake that follows vLLM's source
+(tests/fake_vllm.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
-from recursa.errors import BackendError, ContextOverflowError, MissingDependencyError, UsageError
+from recursa.backends.vllm_errors import engine_error, unfinished
+from recursa.errors import (
+    ContextOverflowError,
+    MissingDependencyError,
+    RecursaError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from recursa.config import BackendConfig
 
 SamplingFactory = Callable[..., Any]
+#: Token ids -> the prompt object `engine.generate` takes.
+PromptInput = Callable[[list[int]], Any]
+
+
+@contextlib.asynccontextmanager
+async def _no_close() -> AsyncIterator[None]:
+    yield
+
+
+def raw_token_prompt(ids: list[int]) -> dict[str, Any]:
+    """The token prompt of vLLM < 0.26 (a `TokensPrompt` dict; deprecated from 0.26)."""
+    return {"prompt_token_ids": ids}
 
 
 def _tokenizer_of(engine: Any) -> Any:
-    """The Hugging Face tokenizer behind a vLLM engine (the attribute moved between versions)."""
-    tok = getattr(engine, "tokenizer", None)
-    tok = getattr(tok, "tokenizer", tok)  # older engines wrap it in a TokenizerGroup
-    if tok is not None and hasattr(tok, "apply_chat_template"):
-        return tok
-    getter = getattr(engine, "get_tokenizer", None)
-    if getter is not None and not inspect.iscoroutinefunction(getter):
-        tok = getter()
-        if hasattr(tok, "apply_chat_template"):
+    """The Hugging Face tokenizer behind a vLLM engine (the attribute moved between versions):
+    V1 `AsyncLLM.tokenizer` (0.33: the renderer's tokenizer; 0.10: a TokenizerGroup around
+    it), else a synchronous `get_tokenizer()`, else V0's wrapped `LLMEngine` (vLLM 0.10 with
+    VLLM_USE_V1=0: `engine.engine.tokenizer.tokenizer`, `engine.engine.get_tokenizer()`)."""
+    for owner in (engine, getattr(engine, "engine", None)):
+        if owner is None:
+            continue
+        tok = getattr(owner, "tokenizer", None)
+        tok = getattr(tok, "tokenizer", tok)  # older engines wrap it in a TokenizerGroup
+        if tok is not None and hasattr(tok, "apply_chat_template"):
             return tok
+        getter = getattr(owner, "get_tokenizer", None)
+        if getter is not None and not inspect.iscoroutinefunction(getter):
+            tok = getter()
+            if hasattr(tok, "apply_chat_template"):
+                return tok
     return None
 
 
@@ -63,10 +95,12 @@ class VLLMBackend(Backend):
         sampling_params: SamplingFactory,
         model: str = "model",
         tokenizer: Any = None,
+        prompt_input: PromptInput = raw_token_prompt,
     ) -> None:
         self.engine = engine
         self.model = model
         self._sampling_params = sampling_params
+        self._prompt_input = prompt_input
         self.tokenizer = tokenizer if tokenizer is not None else _tokenizer_of(engine)
         if self.tokenizer is None:
             raise UsageError(f"the vLLM engine for {model} has no tokenizer to template chats")
@@ -89,7 +123,7 @@ class VLLMBackend(Backend):
         ids = self.tokenizer.apply_chat_template(
             request.messages, tokenize=True, add_generation_prompt=True
         )
-        if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # a BatchEncoding
+        if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding (dict-like)
             ids = ids["input_ids"]
         return [int(i) for i in ids]
 
@@ -116,24 +150,28 @@ class VLLMBackend(Backend):
         return self._sampling_params(**kwargs)
 
     async def generate(self, request: GenerationRequest) -> Completion:
-        ids = self.prompt_ids(request)
-        params = self._params(request, len(ids))
         request_id = f"{request.key or 'request'}#{next(self._ids)}"
         final: Any = None
-        try:
-            async for output in self.engine.generate({"prompt_token_ids": ids}, params, request_id):
-                final = output
-        except ValueError as exc:  # vLLM's validation errors (prompt too long, bad params)
-            raise BackendError(f"{self.description} refused a request: {exc}") from exc
-        except Exception as exc:  # the engine's own failures, named so the user sees which
-            if type(exc).__name__ == "EngineGenerateError":
-                raise RetryableError(f"{self.description} failed a request: {exc!r}") from exc
-            raise BackendError(
-                f"{self.description} failed ({type(exc).__name__}: {exc}); see vLLM's log above"
-            ) from exc
+        ids: list[int] = []
+        try:  # every call into vLLM or the tokenizer: its errors become recursa's
+            ids = self.prompt_ids(request)
+            params = self._params(request, len(ids))
+            stream = self.engine.generate(self._prompt_input(ids), params, request_id)
+            # Closing the stream (on cancellation too) lets vLLM abort the request.
+            closing = contextlib.aclosing(stream) if hasattr(stream, "aclose") else _no_close()
+            async with closing:
+                async for output in stream:
+                    final = output
+        except (RecursaError, RetryableError):
+            raise
+        except Exception as exc:
+            raise engine_error(exc, self.description) from exc
         if final is None or not getattr(final, "outputs", None):
             raise RetryableError(f"{self.description} returned no output for {request_id}")
         out = final.outputs[0]
+        failed = unfinished(out.finish_reason, self.description, request_id)
+        if failed is not None:
+            raise failed
         return Completion(
             text=str(out.text),
             finish_reason=str(out.finish_reason or "stop"),
@@ -142,15 +180,32 @@ class VLLMBackend(Backend):
         )
 
     async def aclose(self) -> None:
-        shutdown = getattr(self.engine, "shutdown", None)
+        shutdown = getattr(self.engine, "shutdown", None)  # V1 AsyncLLM
+        if shutdown is None:  # V0 AsyncLLMEngine (vLLM 0.10 with VLLM_USE_V1=0)
+            shutdown = getattr(self.engine, "shutdown_background_loop", None)
         if shutdown is not None:
             result = shutdown()
             if inspect.isawaitable(result):
                 await result
 
 
-def engine_args(config: BackendConfig) -> dict[str, Any]:
-    """vLLM `AsyncEngineArgs` keywords from the settings (unset ones keep vLLM's defaults)."""
+def in_ray_actor() -> bool:
+    """Whether this process is a Ray actor (a replica of the ray backend)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return False
+    try:
+        return ray.get_runtime_context().get_actor_id() is not None
+    except Exception:  # an older or partial ray: assume a plain driver
+        return False
+
+
+def engine_args(config: BackendConfig, *, under_ray: bool = False) -> dict[str, Any]:
+    """vLLM `AsyncEngineArgs` keywords from the settings (unset ones keep vLLM's defaults).
+
+    Under Ray (a replica actor), an engine that spans several GPUs runs its workers as local
+    processes (`distributed_executor_backend="mp"`, as verl does): inside a Ray placement group
+    vLLM would otherwise pick its Ray executor and schedule workers on GPUs the actor holds."""
     if not config.model:
         raise UsageError("the vllm backend needs --model (a Hugging Face name or a local path)")
     args: dict[str, Any] = {"model": config.model, "enable_prefix_caching": True}
@@ -163,24 +218,46 @@ def engine_args(config: BackendConfig) -> dict[str, Any]:
         value = getattr(config, name)
         if value is not None:
             args[name] = value
+    if under_ray and (config.tensor_parallel_size or 1) > 1:
+        args["distributed_executor_backend"] = "mp"
     return args
 
 
+def sampling_factory(sampling_params: Any, output_kind: Any = None) -> SamplingFactory:
+    """SamplingParams asking for the final output only where vLLM has `RequestOutputKind`
+    (0.6+); older engines stream every step and the backend keeps the last."""
+    extra: dict[str, Any] = {} if output_kind is None else {"output_kind": output_kind}
+
+    def make(**kwargs: Any) -> Any:
+        return sampling_params(**kwargs, **extra)
+
+    return make
+
+
+def token_prompt(inputs: Any) -> PromptInput:
+    """`vllm.inputs.tokens_input` where it exists (0.26+: an engine input that skips the
+    deprecated raw-prompt path), else the raw `{"prompt_token_ids": ...}` dict."""
+    build = getattr(inputs, "tokens_input", None)
+    return build if callable(build) else raw_token_prompt
+
+
 def from_config(config: BackendConfig) -> VLLMBackend:
-    args = engine_args(config)
+    args = engine_args(config, under_ray=in_ray_actor())
     try:
+        import vllm.inputs
         from vllm import AsyncEngineArgs, AsyncLLMEngine, SamplingParams
     except ImportError as exc:
         raise MissingDependencyError("vllm", "vllm") from exc
     try:
         from vllm.sampling_params import RequestOutputKind
 
-        final_only: dict[str, Any] = {"output_kind": RequestOutputKind.FINAL_ONLY}
-    except ImportError:  # older vllm streams every step; we keep the last output anyway
-        final_only = {}
-
-    def sampling_params(**kwargs: Any) -> Any:
-        return SamplingParams(**kwargs, **final_only)
-
+        final_only: Any = RequestOutputKind.FINAL_ONLY
+    except ImportError:
+        final_only = None
     engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**args))
-    return VLLMBackend(engine, sampling_params, model=config.model or "model")
+    return VLLMBackend(
+        engine,
+        sampling_factory(SamplingParams, final_only),
+        model=config.model or "model",
+        prompt_input=token_prompt(vllm.inputs),
+    )

@@ -130,6 +130,11 @@ def run_train(args: argparse.Namespace) -> int:
     from recursa.rl.train import TrainSettings, train
 
     settings = build_settings(TrainSettings, settings_values(args, TrainSettings))
+    if settings.dry_run:
+        from recursa.rl.plan import dry_run
+
+        print(dry_run(settings))
+        return 0
     result = train(settings, quiet=args.quiet)
     print(
         f"trained {result.steps} steps on {result.rows} prompts"

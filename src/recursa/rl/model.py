@@ -39,17 +39,9 @@ def clear_quantization_marks(model: Any) -> None:
         delattr(config, "quantization_config")
 
 
-def load_policy(name: str, dtype: torch.dtype) -> tuple[Any, Any]:
-    """(model, tokenizer) for training from a GGUF file, a model directory or a hub name.
-
-    The tokenizer pads and truncates on the left, as TRL's trainers require."""
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError as exc:
-        raise MissingDependencyError("transformers", "rl") from exc
+def model_source(name: str) -> tuple[str, dict[str, Any]]:
+    """(path or hub name, from_pretrained keywords) for a GGUF file, a directory or a name."""
     path = Path(name).expanduser()
-    kwargs: dict[str, Any] = {}
-    source = name
     if path.is_file():
         if not is_gguf_file(path):
             raise UsageError(
@@ -60,15 +52,44 @@ def load_policy(name: str, dtype: torch.dtype) -> tuple[Any, Any]:
             import gguf  # noqa: F401  (transformers needs it to read the file)
         except ImportError as exc:
             raise MissingDependencyError("gguf", "rl") from exc
-        source, kwargs = str(path.parent), {"gguf_file": path.name}
-    elif path.is_dir():
-        source = str(path)
+        return str(path.parent), {"gguf_file": path.name}
+    if path.is_dir():
+        return str(path), {}
+    return name, {}
+
+
+def _load_error(name: str, exc: Exception) -> UsageError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(f"could not load model {name!r}: {first}")
+
+
+def load_config(name: str) -> Any:
+    """The model's transformers config (config.json, or a GGUF file's metadata); no weights."""
+    try:
+        from transformers import AutoConfig
+    except ImportError as exc:
+        raise MissingDependencyError("transformers", "rl") from exc
+    source, kwargs = model_source(name)
+    try:
+        return AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error(name, exc) from exc
+
+
+def load_policy(name: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    """(model, tokenizer) for training from a GGUF file, a model directory or a hub name.
+
+    The tokenizer pads and truncates on the left, as TRL's trainers require."""
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependencyError("transformers", "rl") from exc
+    source, kwargs = model_source(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"could not load model {name!r}: {first}") from exc
+        raise _load_error(name, exc) from exc
     if "gguf_file" in kwargs:
         clear_quantization_marks(model)
     tokenizer.padding_side = "left"

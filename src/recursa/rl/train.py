@@ -2,7 +2,10 @@
 
 RLOO (leave-one-out baseline) with 4 rollouts per prompt, learning rate 1e-6, no KL term
 (beta 0, so no reference model is loaded), 256 prompts per optimiser step, rewards from
-`recursa.rl.rewards.correctness` (the evaluation graders). Prompts longer than
+`recursa.rl.rewards.correctness` (the evaluation graders). Defaults fit one 80 GB GPU for a
+4B model at the paper's lengths (docs/RL.md): bf16 weights where the GPU has bf16, gradient
+checkpointing, one completion per micro-batch, one prompt's rollouts per `generate`
+(`recursa.rl.memory` estimates the memory; `--dry-run` prints it). Prompts longer than
 `max_prompt_length` tokens are dropped before training (verl's `filter_overlong_prompts`):
 cutting an aggregation prompt would cut its instructions or candidates. Checkpoints go to
 `OUT/checkpoint-STEP`, the final model to `OUT/final`, and every logged step's metrics
@@ -18,11 +21,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recursa.errors import MissingDependencyError, UsageError
+from recursa.rl.model import is_gguf_file
 from recursa.rl.rewards import correctness
 
 log = logging.getLogger("recursa")
@@ -69,7 +73,13 @@ class TrainSettings(BaseModel):
     )
     prompts_per_step: int = Field(256, ge=1, description="Prompts per optimiser step.")
     micro_batch_size: int = Field(
-        4, ge=1, description="Completions per forward/backward pass on each device."
+        1, ge=1, description="Completions per forward/backward pass on each device."
+    )
+    generation_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Completions sampled together, all devices (default: one prompt's "
+        "rollouts; 4 prompts' with --use-vllm).",
     )
     steps: int = Field(300, ge=1, description="Optimiser steps.")
     save_steps: int = Field(50, ge=1, description="Save a checkpoint every this many steps.")
@@ -84,7 +94,28 @@ class TrainSettings(BaseModel):
     bf16: bool | None = Field(
         None, description="bf16 mixed precision (default: on when the GPU supports it)."
     )
-    use_vllm: bool = Field(False, description="Sample rollouts with vLLM (needs a GPU and vllm).")
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto",
+        description="Dtype of the policy's weights, gradients and AdamW states (auto: "
+        "bfloat16 on a bf16 GPU, else float32).",
+    )
+    use_vllm: bool = Field(
+        False, description="Sample rollouts with vLLM beside training (needs a GPU and vllm)."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.25, gt=0, lt=1, description="Share of GPU memory vLLM takes beside training."
+    )
+    dry_run: bool = Field(
+        False,
+        description="Print the resolved TRL settings, dtype and a GPU memory estimate; "
+        "load and train nothing.",
+    )
+    gpu_memory_gb: float | None = Field(
+        None,
+        gt=0,
+        description="--dry-run: plan for a GPU of this many GB (default: this machine's CUDA "
+        "GPU, else an 80 GB one).",
+    )
     resume: bool = Field(False, description="Continue from the last checkpoint in --out.")
     trl: dict[str, Any] = Field(
         default_factory=dict,
@@ -97,6 +128,12 @@ class TrainSettings(BaseModel):
             raise ValueError(
                 f"micro_batch_size ({self.micro_batch_size}) exceeds the completions per step "
                 f"({self.prompts_per_step} prompts x {self.rollouts} rollouts)"
+            )
+        if self.use_vllm and is_gguf_file(Path(self.model).expanduser()):
+            raise ValueError(
+                "a GGUF policy cannot be sampled by TRL's vLLM (it loads the model by name and "
+                "is sent Hugging Face weights), so convert it to a Hugging Face directory or "
+                "drop --use-vllm"
             )
         return self
 
@@ -200,9 +237,42 @@ def gradient_accumulation(settings: TrainSettings, world: int) -> int:
     return completions // per_pass
 
 
-def rloo_arguments(settings: TrainSettings, out: Path, cuda: bool, quiet: bool) -> dict[str, Any]:
+def generation_batch(settings: TrainSettings, world: int) -> int:
+    """Completions TRL samples in one `generate` (all devices): the setting, else the smallest
+    whole number of prompt groups (one; four with vLLM, whose KV cache is paged in its own
+    share) that splits into micro-batches and divides the step's completions."""
+    completions = settings.prompts_per_step * settings.rollouts
+    step = math.lcm(settings.rollouts, settings.micro_batch_size * world)
+    if settings.generation_batch_size is not None:
+        n = settings.generation_batch_size
+        if n % step or completions % n:
+            raise UsageError(
+                f"generation_batch_size ({n}) must be a multiple of rollouts and of "
+                f"micro_batch_size x devices (so of {step}) and divide the completions per "
+                f"step ({completions})"
+            )
+        return n
+    want = settings.rollouts * (4 if settings.use_vllm else 1)
+    n = max(step, -(-want // step) * step)
+    while n < completions and completions % n:
+        n += step
+    return min(n, completions)
+
+
+def training_dtype(settings: TrainSettings, cuda: bool, bf16_gpu: bool) -> str:
+    """The policy's dtype: the setting, else bfloat16 on a GPU that has it, else float32."""
+    if settings.dtype != "auto":
+        return settings.dtype
+    return "bfloat16" if cuda and bf16_gpu else "float32"
+
+
+def rloo_arguments(
+    settings: TrainSettings, out: Path, cuda: bool, quiet: bool, bf16_gpu: bool | None = None
+) -> dict[str, Any]:
     """Keyword arguments for TRL's RLOOConfig (settings, then the `trl` passthrough)."""
-    bf16 = settings.bf16 if settings.bf16 is not None else cuda
+    bf16_ok = cuda if bf16_gpu is None else bf16_gpu
+    bf16 = settings.bf16 if settings.bf16 is not None else (cuda and bf16_ok)
+    world = _world_size()
     args: dict[str, Any] = {
         "output_dir": str(out),
         "num_generations": settings.rollouts,
@@ -210,7 +280,8 @@ def rloo_arguments(settings: TrainSettings, out: Path, cuda: bool, quiet: bool) 
         "beta": settings.beta,
         "max_completion_length": settings.response_limit,
         "per_device_train_batch_size": settings.micro_batch_size,
-        "gradient_accumulation_steps": gradient_accumulation(settings, _world_size()),
+        "gradient_accumulation_steps": gradient_accumulation(settings, world),
+        "generation_batch_size": generation_batch(settings, world),
         "max_steps": settings.steps,
         "save_strategy": "steps",
         "save_steps": settings.save_steps,
@@ -227,6 +298,12 @@ def rloo_arguments(settings: TrainSettings, out: Path, cuda: bool, quiet: bool) 
         "report_to": "none",
         "disable_tqdm": quiet,
     }
+    if settings.use_vllm:
+        args.update(
+            vllm_mode="colocate",
+            vllm_max_model_length=settings.prompt_limit + settings.response_limit,
+            vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
+        )
     args.update(settings.trl)
     return args
 
@@ -272,11 +349,12 @@ def train(
     dataset = load_rows(path)
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
+    bf16_gpu = cuda and torch.cuda.is_bf16_supported()
     try:
-        args = RLOOConfig(**rloo_arguments(settings, out, cuda, quiet))
+        args = RLOOConfig(**rloo_arguments(settings, out, cuda, quiet, bf16_gpu))
     except (TypeError, ValueError) as exc:
         raise UsageError(f"TRL refused the training settings: {exc}") from exc
-    dtype = torch.float32
+    dtype = getattr(torch, training_dtype(settings, cuda, bf16_gpu))
     model, tokenizer = load_policy(settings.model, dtype)
     dataset, dropped = drop_long_prompts(dataset, tokenizer, settings.prompt_limit)
     reward_log = out / REWARD_LOG

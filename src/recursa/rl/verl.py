@@ -4,8 +4,16 @@ The script runs `python3 -m verl.trainer.main_ppo` with hydra overrides that enc
 paper's aggregation-aware RL settings: RLOO advantages, 4 rollouts per prompt, lr 1e-6,
 256 prompts per step, no KL (neither a KL loss nor a KL reward penalty), about 300 steps,
 prompts up to K x max_tokens + 1024 tokens and responses up to max_tokens, vLLM rollouts,
-and `recursa.rl.rewards.compute_score` as the custom reward function. verl is never
-imported here: it needs GPUs, and the script is meant for the machines that have them.
+and `recursa.rl.rewards.compute_score` as the custom reward function
+(`reward.custom_reward_function.*`). vLLM's context (`rollout.max_model_len`) is prompt +
+response: left unset, verl sizes it to the model's whole window (262,144 positions for
+Qwen3-4B-Instruct-2507).
+
+Supported verl: 0.8.0 to 0.9.x (`SUPPORTED_VERL`); the override keys are checked against the
+trainer configuration those releases ship (tests/test_rl_verl_hydra.py). verl 0.8.0 still
+copied a top-level `custom_reward_function` into `reward.`; 0.9.0 and later read only
+`reward.custom_reward_function`, so that is the key written. verl is never imported here: it
+needs GPUs, and the script is meant for the machines that have them.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recursa.errors import UsageError
 from recursa.rl.train import default_prompt_length
+
+#: The verl releases whose trainer configuration the overrides are checked against.
+SUPPORTED_VERL = ">=0.8.0,<0.10"
 
 #: How the script finds the reward file on the machine that runs it.
 REWARD_FILE_LOOKUP = "$(python3 -c 'import recursa.rl.rewards as r; print(r.__file__)')"
@@ -143,11 +154,13 @@ def overrides(s: VerlSettings) -> list[tuple[str, str]]:
         ("actor_rollout_ref.rollout.top_k", -1),
         ("actor_rollout_ref.rollout.tensor_model_parallel_size", s.tensor_parallel),
         ("actor_rollout_ref.rollout.gpu_memory_utilization", s.gpu_memory_utilization),
+        ("actor_rollout_ref.rollout.max_model_len", seq),
         ("actor_rollout_ref.rollout.max_num_batched_tokens", seq),
         ("actor_rollout_ref.rollout.log_prob_use_dynamic_bsz", "True"),
         ("actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", seq),
-        ("custom_reward_function.path", '"$REWARD_FILE"'),
-        ("custom_reward_function.name", "compute_score"),
+        # verl >= 0.8.0 reads reward.custom_reward_function; 0.9 dropped the top-level key.
+        ("reward.custom_reward_function.path", '"$REWARD_FILE"'),
+        ("reward.custom_reward_function.name", "compute_score"),
         ("trainer.nnodes", '"$NNODES"'),
         ("trainer.n_gpus_per_node", '"$GPUS_PER_NODE"'),
         ("trainer.total_training_steps", s.steps),
@@ -178,6 +191,7 @@ def render_script(s: VerlSettings) -> str:
         "# command line, and the variables below may be set in the environment instead.",
         f"# Prompts: up to {s.prompt_limit} tokens (K={s.k} candidates x {s.max_tokens} + 1024"
         f" unless set); responses: up to {s.response_limit} tokens.",
+        f"# For verl {SUPPORTED_VERL} (reward.custom_reward_function, rollout.max_model_len).",
         "set -euo pipefail",
         "",
         f'DATA_DIR="${{DATA_DIR:-{_dir_word(s.data)}}}"',
