@@ -368,3 +368,27 @@ def test_kind_of_an_unlisted_alias_comes_from_a_uniform_list() -> None:
     mixed = ServerFacts([{"id": "a", "owned_by": "vllm"}, {"id": "b", "owned_by": "x"}])
     assert kind_of(mixed.entry("alias"), "http://h/v1") == "other"
     assert kind_of(None, "https://api.openai.com/v1") == "openai"
+
+
+def test_llama_cpp_python_server_counts_the_prompt(llama_server: str) -> None:
+    import httpx
+
+    from recursa.backends.openai_server import server_root
+    from recursa.prompts import plain_messages
+    from recursa.tasks import Problem, get_task
+
+    question = "Sum the numbers " + ", ".join(str(i) for i in range(150)) + "."
+    content = plain_messages(get_task("math"), Problem("q", question, None, "math", {}))[0]
+    count = httpx.post(
+        f"{server_root(llama_server)}/extras/tokenize/count",
+        json={"input": content["content"]},
+        timeout=30,
+    ).json()["count"]
+    proc = recursa(
+        "solve", question, "--backend", "openai", "--base-url", llama_server, "--task", "math",
+        "-n", "1", "-k", "1", "-t", "1", "--context-tokens", "256",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    # The server's own count, stated as a fact (3 chars/token would say about 150 tokens).
+    assert f"takes {count} tokens, more than the 256-token" in one_sentence(proc)
+    assert count > 256
