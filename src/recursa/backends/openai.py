@@ -354,16 +354,20 @@ class OpenAIBackend(Backend):
         if field is None or field in self.request_params:
             return False
         if field in ("max_tokens", "max_completion_tokens") and self._field_setting == "auto":
+            if field != self.max_tokens_field:  # a request in flight meanwhile switched it
+                return field in body
+            if self._field_switched:  # once: a server refusing both is an error
+                return False
             other = "max_completion_tokens" if field == "max_tokens" else "max_tokens"
-            if field == self.max_tokens_field and not self._field_switched:
-                log.warning("%s refused %s: sending %s instead", self.description, field, other)
-                self.max_tokens_field = other
-                self._field_switched = True  # once: a server refusing both is an error
-                return True
-            return False
+            log.warning("%s refused %s: sending %s instead", self.description, field, other)
+            self.max_tokens_field = other
+            self._field_switched = True
+            return True
+        if field in self.dropped:  # dropped meanwhile by a request in flight
+            return field in body
         ours = field in DISABLED_SAMPLING.get(self.kind, {}) or field == "seed"
         ours = ours or (field == "top_p" and request.top_p is None)
-        if ours and field in body and field not in self.dropped:
+        if ours and field in body:
             log.warning("%s refused %s: not sending it again", self.description, field)
             self.dropped.add(field)
             return True
