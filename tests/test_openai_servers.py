@@ -6,6 +6,7 @@ Every CLI test runs `python -m recursa` as a subprocess against a uvicorn server
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -394,3 +395,16 @@ def test_llama_cpp_python_server_counts_the_prompt(llama_server: str) -> None:
     # The server's own count, stated as a fact (3 chars/token would say about 150 tokens).
     assert f"takes {count} tokens, more than the 256-token" in one_sentence(proc)
     assert count > 256
+
+
+def test_one_backend_object_serves_one_sync_call_after_another() -> None:
+    from recursa.backends.openai import OpenAIBackend
+
+    with running(Upstream()) as up:
+        backend = OpenAIBackend(up.url)
+        settings: dict[str, Any] = {"n": 2, "k": 2, "t": 1, "max_tokens": 8, "task": "math"}
+        first = solve("What is 2+2?", backend=backend, **settings)
+        second = solve("What is 2+2?", backend=backend, **settings)  # a new event loop
+        asyncio.run(backend.aclose())
+    assert first.answer == second.answer == "4"
+    assert len(up.received) == 4

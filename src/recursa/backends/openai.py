@@ -205,12 +205,30 @@ class OpenAIBackend(Backend):
         self._counts: dict[str, int] = {}
         self._counted_chars = 0
         self._counted_tokens = 0
-        headers = {"Content-Type": "application/json"}
+        self._headers = {"Content-Type": "application/json"}
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout)
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._timeout = timeout
+        self._client = self._new_client()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers, timeout=httpx.Timeout(self._timeout)
         )
+
+    def _http(self) -> httpx.AsyncClient:
+        """The client for the running loop. Keep-alive connections belong to the loop that
+        opened them: a backend reused under a new loop (one `recursa.solve` after another)
+        gets a fresh client, and fresh locks."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                self._client = self._new_client()
+                self._start_lock = None
+                self._tokenize_slots = asyncio.Semaphore(TOKENIZE_CONCURRENCY)
+            self._loop = loop
+        return self._client
 
     @property
     def description(self) -> str:
@@ -239,6 +257,7 @@ class OpenAIBackend(Backend):
         """Model, kind, context window and tokenizer from the server (once)."""
         if self._started:
             return
+        self._http()  # bind to this loop first (it may reset the lock)
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
@@ -247,7 +266,7 @@ class OpenAIBackend(Backend):
                 self._started = True
 
     async def _discover(self) -> None:
-        facts = await list_models(self._client, self.base_url)
+        facts = await list_models(self._http(), self.base_url)
         if self.model is None:
             ids = facts.ids
             if facts.entries is None and facts.transient:
@@ -281,9 +300,9 @@ class OpenAIBackend(Backend):
         if self._field_setting == "auto" and self.kind == "openai":
             self.max_tokens_field = "max_completion_tokens"
         if self._context_tokens is None:
-            window, source = await context_window(self._client, self.base_url, self.kind, entry)
+            window, source = await context_window(self._http(), self.base_url, self.kind, entry)
             self.server_context_tokens, self.context_source = window, source
-        self._tokenizer = ServerTokenizer(self._client, self.base_url, self.kind, self.model)
+        self._tokenizer = ServerTokenizer(self._http, self.base_url, self.kind, self.model)
         self._tokenize_slots = asyncio.Semaphore(TOKENIZE_CONCURRENCY)
 
     # -- token counts ---------------------------------------------------------------------
@@ -390,7 +409,7 @@ class OpenAIBackend(Backend):
 
     async def _post(self, body: dict[str, Any]) -> httpx.Response:
         try:
-            return await self._client.post("/chat/completions", json=body)
+            return await self._http().post("/chat/completions", json=body)
         except httpx.TimeoutException as exc:
             raise RetryableError(f"request to {self.base_url} timed out") from exc
         except httpx.TransportError as exc:
@@ -447,7 +466,7 @@ class OpenAIBackend(Backend):
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http().aclose()
 
 
 def from_config(config: BackendConfig) -> OpenAIBackend:

@@ -18,6 +18,7 @@ and how it counts tokens (docs/BACKENDS.md, "What recursa asks the server").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -162,7 +163,13 @@ class ServerTokenizer:
     """Counts tokens through the server's tokenize endpoint, if its kind has one. A server
     that answers 404/405/501 has none: counting falls back to estimates, said once."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, kind: str, model: str | None):
+    def __init__(
+        self,
+        client: Callable[[], httpx.AsyncClient],
+        base_url: str,
+        kind: str,
+        model: str | None,
+    ) -> None:
         spec = TOKENIZE.get(kind)
         self._client = client
         self._url = f"{server_root(base_url)}{spec[0]}" if spec else ""
@@ -179,7 +186,7 @@ class ServerTokenizer:
         if self._model and self._field in ("prompt", "input"):
             body["model"] = self._model
         try:
-            response = await self._client.post(self._url, json=body)
+            response = await self._client().post(self._url, json=body)
         except httpx.HTTPError:
             return None
         if response.status_code in (404, 405, 501):
