@@ -408,3 +408,17 @@ def test_one_backend_object_serves_one_sync_call_after_another() -> None:
         asyncio.run(backend.aclose())
     assert first.answer == second.answer == "4"
     assert len(up.received) == 4
+
+
+def test_a_resume_answered_from_the_journal_asks_the_server_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"problem": "What is 2+2?", "answer": "4"}) + "\n")
+    args = ["eval", str(data), "--out", str(tmp_path / "run"), "--backend", "openai"]
+    small = ["-n", "2", "-k", "2", "-t", "2", "--max-tokens", "16", "--max-retries", "0"]
+    with running(Upstream()) as up:
+        assert recursa(*args, "--base-url", up.url, *small).returncode == 0
+        url = up.url
+    # The server is gone; every completion is journaled, so resuming needs none of it.
+    proc = recursa(*args, "--base-url", url, *small, "--resume", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["run"]["requested_this_session"] == 0

@@ -129,6 +129,9 @@ class Engine:
         pid = state.problem.id
         completion = self.store.lookup(pid, step, slot) if self.store else None
         if completion is None:
+            # The backend learns what it needs (a server's model, window) before the first
+            # request it sends; a run answered entirely from its journal asks nothing.
+            await self.dispatcher.start()
             request = await build()
             completion = await self.dispatcher.generate(request)
             if self.store is not None:
@@ -338,12 +341,10 @@ class Engine:
 
     async def run(self, problem: Problem, task: Task | None = None) -> SolveResult:
         """RSA on one problem: steps 1..T (or until consensus when early stop is on)."""
-        await self.dispatcher.start()
         return await self._run_state(self._new_state(problem, task))
 
     async def run_many(self, problems: Sequence[Problem]) -> list[SolveResult]:
         """Many problems at once: pipelined, or step by step with `sync_steps`."""
-        await self.dispatcher.start()
         states = [self._new_state(p, None) for p in problems]
         if not self.config.sync_steps:
             return await gather_or_cancel([self._run_state(s) for s in states])
