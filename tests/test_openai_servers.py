@@ -422,3 +422,18 @@ def test_a_resume_answered_from_the_journal_asks_the_server_nothing(tmp_path: Pa
     proc = recursa(*args, "--base-url", url, *small, "--resume", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["run"]["requested_this_session"] == 0
+
+
+def test_eval_reports_empty_completions(tmp_path: Path) -> None:
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"problem": "What is 2+2?", "answer": "4"}) + "\n")
+    with running(Upstream(reply=lambda body: (200, chat_body("")))) as up:
+        proc = recursa(
+            "eval", str(data), "--out", str(tmp_path / "run"), "--backend", "openai",
+            "--base-url", up.url, "-n", "2", "-k", "2", "-t", "2", "--max-tokens", "16",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "(4 completions were empty: candidates without an answer)" in proc.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["run"]["empty_completions"] == 4
+    assert summary["metrics"]["final_acc"] == 0.0

@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         f"{100 * final['final_acc']:.1f}%, mean {100 * final['mean_acc']:.1f}%, majority "
         f"{100 * final['majority_acc']:.1f}%, pass@N {100 * final['pass_at_n']:.1f}%"
     )
+    empty = result.summary["run"].get("empty_completions", 0)
+    if empty:
+        print(f"({empty} completions were empty: candidates without an answer)")
     print(steps_table(result.steps))
     print(f"\nresults in {result.run_dir}")
     return 0
