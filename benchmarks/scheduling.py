@@ -8,9 +8,18 @@ workload (same seeds, so the same prompts and completion lengths) twice: pipelin
 default) and with the step barrier (`RSAConfig.sync_steps=True`, the reference code's
 schedule). See benchmarks/README.md for the lower bound behind "efficiency".
 
+With `--memory NAME` (or `--kv-tokens N`) the engine also has a KV-cache pool (16-token
+blocks, admission when a prompt's blocks fit, preemption with recompute, prefix caching), the
+bound becomes memory-aware, the table gains `kv peak`, `preempted tokens` and `prefix-cache
+hit` columns, and a second table compares, at each point, the pipelined schedule with no
+limit, the same schedule with the dispatcher's admission control (at most the pool's tokens
+in flight, each request counted as prompt + max_tokens, and as prompt + the mean reported
+completion) and the step barrier.
+
     python benchmarks/scheduling.py            # the sweep: problems 1/8/30/100 x B 64/256
     python benchmarks/scheduling.py --quick    # under a minute; still runs the paper point
     python benchmarks/scheduling.py --sensitivity   # the paper point under other cost models
+    python benchmarks/scheduling.py --memory qwen3-4b-h200 [--quick]   # KV memory binds
 """
 
 from __future__ import annotations
@@ -24,8 +33,17 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from recursa import Dispatcher, Engine, Problem, RSAConfig
-from recursa.backends.simulated import CostModel, LengthModel, LowerBound, SimulatedEngine
+from recursa import Dispatcher, Engine, GenerationRequest, Problem, RSAConfig
+from recursa.backends.admission import InFlightEstimate
+from recursa.backends.kv_cache import MEMORY_PRESETS, MemoryModel, memory_preset
+from recursa.backends.simulated import (
+    CostModel,
+    KVStats,
+    LengthModel,
+    LowerBound,
+    SimulatedEngine,
+)
+from recursa.errors import BackendError
 from recursa.virtual_clock import run_virtual
 
 PAPER_POINT = (30, 256)
@@ -34,6 +52,16 @@ QUICK = [(1, 64), (8, 64), (8, 256), (30, 256)]
 #: (a, b) pairs for --sensitivity: from weight-bound decode (a large) to KV-bound (b * B large).
 SENSITIVITY_COSTS = [(0.030, 0.00002), (0.020, 0.00005), (0.010, 0.0001), (0.006, 0.0005)]
 SENSITIVITY_SIGMAS = [0.4, 0.6, 1.0]
+#: Under a memory model the problem statement is this many words (tokens) long, about an AIME
+#: problem's size, so that sharing the problem text (prefix caching) is modelled.
+MEMORY_PROBLEM_WORDS = 100
+#: The admission-control variants measured under a memory model: (label, estimate).
+ADMISSION = [("bounded max", "max_tokens"), ("bounded usage", "usage")]
+
+
+def step_priority(request: GenerationRequest) -> int:
+    """vLLM's priority as the vLLM backend sets it: the request's step (lower runs first)."""
+    return int(request.meta.get("step", 0))
 
 
 @dataclass(frozen=True)
@@ -45,6 +73,9 @@ class Run:
     bound: LowerBound
     generations: int
     real_s: float
+    kv: KVStats
+    peak_batch: int
+    kv_utilisation: float
 
     @property
     def efficiency(self) -> float:
@@ -52,13 +83,31 @@ class Run:
 
 
 def run_once(
-    problems: int, cost: CostModel, lengths: LengthModel, seed: int, sync_steps: bool
+    problems: int,
+    cost: CostModel,
+    lengths: LengthModel,
+    seed: int,
+    sync_steps: bool,
+    memory: MemoryModel | None = None,
+    admission: InFlightEstimate | None = None,
+    by_step: bool = True,
 ) -> Run:
-    """The paper's RSA settings (N 16, K 4, T 10, 8,192 max tokens) on `problems` problems."""
-    sim = SimulatedEngine(cost, lengths, seed=seed)
+    """The paper's RSA settings (N 16, K 4, T 10, 8,192 max tokens) on `problems` problems;
+    with `admission`, the dispatcher keeps at most the pool's tokens in flight. Under a memory
+    model the engine schedules by priority = step (what the vLLM backend asks for), unless
+    `by_step` is False (first come, first served)."""
+    priority = step_priority if memory is not None and by_step else None
+    sim = SimulatedEngine(cost, lengths, seed=seed, memory=memory, priority=priority)
     config = RSAConfig(n=16, k=4, t=10, seed=seed, max_tokens=lengths.cap, sync_steps=sync_steps)
-    engine = Engine(Dispatcher(sim), config, keep_history=False)
-    batch = [Problem(f"p{i}", f"Simulated problem number {i}.") for i in range(problems)]
+    budget = memory.kv_tokens if memory is not None and admission is not None else None
+    dispatcher = Dispatcher(
+        sim, max_tokens_in_flight=budget, in_flight_estimate=admission or "max_tokens"
+    )
+    engine = Engine(dispatcher, config, keep_history=False)
+    words = " ".join(["word"] * MEMORY_PROBLEM_WORDS) if memory is not None else ""
+    batch = [
+        Problem(f"p{i}", f"Simulated problem number {i}. {words}".strip()) for i in range(problems)
+    ]
 
     async def main() -> float:
         await engine.run_many(batch)
@@ -72,6 +121,9 @@ def run_once(
         bound=sim.lower_bound(),
         generations=len(sim.trace),
         real_s=time.perf_counter() - start,
+        kv=sim.kv_stats(),
+        peak_batch=sim.peak_batch,
+        kv_utilisation=sim.kv_utilisation(wall),
     )
 
 
@@ -81,6 +133,8 @@ class Point:
     max_batch: int
     pipelined: Run
     barrier: Run
+    #: Under a memory model: the pipelined schedule with admission control, by ADMISSION label.
+    bounded: dict[str, Run]
 
     @property
     def speedup(self) -> float:
@@ -88,7 +142,12 @@ class Point:
 
 
 def measure(
-    points: Sequence[tuple[int, int]], cost: CostModel, lengths: LengthModel, seed: int
+    points: Sequence[tuple[int, int]],
+    cost: CostModel,
+    lengths: LengthModel,
+    seed: int,
+    memory: MemoryModel | None = None,
+    by_step: bool = True,
 ) -> list[Point]:
     out = []
     bar = tqdm(points, desc="scheduling", unit="point", file=sys.stderr, leave=False)
@@ -100,12 +159,21 @@ def measure(
             per_sequence_s=cost.per_sequence_s,
             prefill_per_token_s=cost.prefill_per_token_s,
         )
+        bounded = {}
+        if memory is not None:
+            for label, estimate in ADMISSION:
+                bounded[label] = run_once(
+                    problems, point_cost, lengths, seed, False, memory, estimate, by_step
+                )
         out.append(
             Point(
                 problems,
                 max_batch,
-                pipelined=run_once(problems, point_cost, lengths, seed, sync_steps=False),
-                barrier=run_once(problems, point_cost, lengths, seed, sync_steps=True),
+                pipelined=run_once(
+                    problems, point_cost, lengths, seed, False, memory, None, by_step
+                ),
+                barrier=run_once(problems, point_cost, lengths, seed, True, memory, None, by_step),
+                bounded=bounded,
             )
         )
     return out
@@ -124,7 +192,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def sweep_table(points: Sequence[Point]) -> str:
+def sweep_table(points: Sequence[Point], memory: bool = False) -> str:
     header = [
         "problems",
         "B",
@@ -139,9 +207,12 @@ def sweep_table(points: Sequence[Point]) -> str:
         "eff pipelined",
         "eff barrier",
     ]
+    if memory:
+        header += ["kv peak", "preempted tokens", "prefix-cache hit"]
     rows = []
     for p in points:
         b = p.pipelined.bound
+        kv = p.pipelined.kv
         rows.append(
             [
                 str(p.problems),
@@ -153,11 +224,57 @@ def sweep_table(points: Sequence[Point]) -> str:
                 f"{p.pipelined.utilisation:.3f}",
                 f"{p.barrier.utilisation:.3f}",
                 f"{b.seconds:,.0f}",
-                "chain" if b.chain_decode_s > b.full_batch_decode_s else "throughput",
+                b.bound_by,
                 f"{p.pipelined.efficiency:.3f}",
                 f"{p.barrier.efficiency:.3f}",
             ]
+            + (
+                [f"{kv.peak_share:.3f}", f"{kv.preempted_tokens:,}", f"{kv.prefix_hit_rate:.3f}"]
+                if memory
+                else []
+            )
         )
+    return table(header, rows)
+
+
+def admission_table(points: Sequence[Point]) -> str:
+    """Each point's schedules under the memory model: no limit, admission control, barrier."""
+    header = [
+        "problems",
+        "B",
+        "schedule",
+        "wall s",
+        "vs barrier",
+        "efficiency",
+        "peak batch",
+        "kv peak",
+        "kv util",
+        "preemptions",
+        "preempted tokens",
+        "preempted share",
+        "prefix-cache hit",
+    ]
+    rows = []
+    for p in points:
+        runs = [("pipelined", p.pipelined), *p.bounded.items(), ("barrier", p.barrier)]
+        for label, run in runs:
+            rows.append(
+                [
+                    str(p.problems),
+                    str(p.max_batch),
+                    label,
+                    f"{run.wall_s:,.0f}",
+                    f"{p.barrier.wall_s / run.wall_s:.3f}",
+                    f"{run.efficiency:.3f}",
+                    str(run.peak_batch),
+                    f"{run.kv.peak_share:.3f}",
+                    f"{run.kv_utilisation:.3f}",
+                    f"{run.kv.preemptions:,}",
+                    f"{run.kv.preempted_tokens:,}",
+                    f"{run.kv.preempted_share:.3f}",
+                    f"{run.kv.prefix_hit_rate:.3f}",
+                ]
+            )
     return table(header, rows)
 
 
@@ -202,7 +319,38 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--median", type=float, default=defaults_len.median, help="median length")
     p.add_argument("--sigma", type=float, default=defaults_len.sigma, help="log-normal sigma")
     p.add_argument("--cap", type=int, default=defaults_len.cap, help="max new tokens")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--memory",
+        choices=sorted(MEMORY_PRESETS),
+        help="model a KV-cache pool sized for this model and GPU (see benchmarks/README.md)",
+    )
+    p.add_argument(
+        "--kv-tokens",
+        type=int,
+        metavar="N",
+        help="model a KV-cache pool of N tokens (with --memory: instead of its size)",
+    )
+    p.add_argument(
+        "--fcfs",
+        action="store_true",
+        help="with a memory model: first come, first served instead of priority = step",
+    )
+    args = p.parse_args(argv)
+    if args.kv_tokens is not None and args.kv_tokens < 16:
+        p.error(f"--kv-tokens must be at least one 16-token block, not {args.kv_tokens}")
+    if args.sensitivity and (args.memory or args.kv_tokens):
+        p.error("--sensitivity runs the memory-free model; drop --memory/--kv-tokens")
+    return args
+
+
+def memory_of(args: argparse.Namespace) -> MemoryModel | None:
+    if args.memory is None and args.kv_tokens is None:
+        return None
+    if args.kv_tokens is None:
+        return memory_preset(args.memory)
+    return MemoryModel(
+        args.kv_tokens, name=f"{args.memory} with --kv-tokens" if args.memory else ""
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,18 +359,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sensitivity(args)
     cost = CostModel(PAPER_POINT[1], args.a, args.b, args.c)
     lengths = LengthModel(args.median, args.sigma, args.cap)
+    memory = memory_of(args)
     start = time.perf_counter()
-    points = measure(QUICK if args.quick else SWEEP, cost, lengths, args.seed)
+    try:
+        points = measure(
+            QUICK if args.quick else SWEEP, cost, lengths, args.seed, memory, not args.fcfs
+        )
+    except BackendError as exc:  # a pool too small for one request
+        print(f"scheduling.py: {exc}; use a larger --kv-tokens", file=sys.stderr)
+        return 1
     print(
         f"simulated engine: iteration a + b*batch with a = {args.a * 1e3:g} ms, "
         f"b = {args.b * 1e3:g} ms; prefill c = {args.c * 1e3:g} ms/token; lengths log-normal "
         f"(median {args.median:g}, sigma {args.sigma:g}, cap {args.cap}); N 16, K 4, T 10; "
         f"seed {args.seed}; times are virtual seconds"
     )
-    print(sweep_table(points))
+    if memory is None:
+        print("memory: none (no KV-cache limit: only B bounds the batch)")
+    else:
+        print(
+            f"memory: {memory.description} ({memory.blocks:,} blocks of "
+            f"{memory.block_tokens}); prefix caching on; "
+            f"{'first come, first served' if args.fcfs else 'priority = step'}; "
+            f"problem statements of {MEMORY_PROBLEM_WORDS} words"
+        )
+    print(sweep_table(points, memory is not None))
+    if memory is not None:
+        print()
+        print(
+            "admission control (dispatcher max_tokens_in_flight = the pool's tokens; "
+            "max: prompt + max_tokens, usage: prompt + mean reported completion):"
+        )
+        print(admission_table(points))
     print(f"(real time {time.perf_counter() - start:.1f} s)")
     paper = next(p for p in points if (p.problems, p.max_batch) == PAPER_POINT)
-    print(f"RESULT speedup={paper.speedup:.3f} efficiency={paper.pipelined.efficiency:.3f}")
+    result = f"RESULT speedup={paper.speedup:.3f} efficiency={paper.pipelined.efficiency:.3f}"
+    if memory is not None:
+        kv = paper.pipelined.kv
+        result += f" kv_peak={kv.peak_share:.3f} preempted_share={kv.preempted_share:.3f}"
+    print(result)
     return 0
 
 

@@ -170,8 +170,12 @@ class FakeTokenizer:
         ids = [self.vocab.setdefault(w, len(self.vocab) + 10) for w in text.split()]
         return [1, *ids] if add_special_tokens else ids
 
-    def template_ids(self, messages: list[dict[str, str]]) -> list[int]:
+    def template_ids(
+        self, messages: list[dict[str, str]], reasoning_effort: str | None = None
+    ) -> list[int]:
         ids = [1]
+        if reasoning_effort is not None:  # a template variable, as gpt-oss's template reads
+            ids += [5, *self.encode(f"Reasoning: {reasoning_effort}", False), 6]
         for m in messages:
             ids += [2, *self.encode(f"{m['role']}: {m['content']}", False), 3]
         return [*ids, 4]
@@ -182,14 +186,16 @@ class FakeTokenizer:
         tokenize: bool = True,
         add_generation_prompt: bool = False,
         return_dict: bool = True,
+        **template_vars: Any,
     ) -> Any:
+        """transformers passes extra keywords to the template as variables."""
         if self.chat_template is None:  # transformers' message for a model without a template
             raise ValueError(
                 "Cannot use chat template functions because tokenizer.chat_template is not set "
                 "and no template argument was passed!"
             )
         assert tokenize and add_generation_prompt
-        ids = self.template_ids(messages)
+        ids = self.template_ids(messages, template_vars.get("reasoning_effort"))
         if return_dict:  # transformers 5's default
             return BatchEncoding({"input_ids": ids, "attention_mask": [1] * len(ids)})
         return ids
@@ -197,7 +203,7 @@ class FakeTokenizer:
 
 @dataclass
 class FakeEngine:
-    """`AsyncLLM`'s surface: `generate(prompt, sampling_params, request_id)` is an async
+    """`AsyncLLM`'s surface: `generate(prompt, sampling_params, request_id, priority=0)` is an async
     generator of `RequestOutput`s; `tokenizer`, `model_config.max_model_len`, `abort`,
     `shutdown`."""
 
@@ -210,6 +216,8 @@ class FakeEngine:
     #: Finish reasons of the final output, one per call in order ("stop"/"length" after).
     finish_reasons: list[str] = field(default_factory=list)
     calls: list[tuple[Any, Any, str]] = field(default_factory=list)
+    #: The `priority` each call passed (vLLM's default is 0).
+    priorities: list[int] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     in_flight: int = 0
     peak: int = 0
@@ -222,9 +230,10 @@ class FakeEngine:
         self.aborted.append(request_id)
 
     async def generate(
-        self, prompt: Any, params: Any, request_id: str
+        self, prompt: Any, params: Any, request_id: str, priority: int = 0
     ) -> AsyncIterator[SimpleNamespace]:
         self.calls.append((prompt, params, request_id))
+        self.priorities.append(priority)
         get = params.get if isinstance(params, dict) else lambda k, d=None: getattr(params, k, d)
         try:
             if self.fail is not None:

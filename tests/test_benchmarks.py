@@ -15,7 +15,7 @@ import reasoning_gym
 
 from recursa.benchmarks import load_benchmark
 from recursa.benchmarks import reasoning_gym as rg_bench
-from recursa.benchmarks.hub import math_rows, seeded_subset, supergpqa_rows
+from recursa.benchmarks.hub import math_rows, paper_subset, supergpqa_rows
 from recursa.errors import RecursaError, UsageError
 from recursa.tasks import Problem, get_task
 
@@ -195,12 +195,20 @@ def test_rg_is_deterministic_for_a_seed_and_scored_by_the_task() -> None:
         assert grade(problem, "<answer>surely not this</answer>") < 1.0
 
 
-def test_rg_mix_spreads_its_size_over_its_tasks() -> None:
-    data = load_benchmark("rg-cognition", size=len(rg_bench.COGNITION) + 1, seed=0)
+def test_rg_mixes_use_the_papers_composition() -> None:
+    from recursa.benchmarks.paper import rg_composition
+
+    games, cognition = rg_composition("rg-games"), rg_composition("rg-cognition")
+    assert sum(games.values()) == sum(cognition.values()) == 100
+    assert (games["futoshiki"], games["sokoban"], cognition["number_sequence"]) == (11, 2, 18)
+    assert list(games) == list(rg_bench.GAMES) and list(cognition) == list(rg_bench.COGNITION)
+    data = load_benchmark("rg-cognition", seed=0)
     names = [p.meta["dataset_name"] for p in data.problems]
-    assert set(names) == set(rg_bench.COGNITION)
-    assert names.count(rg_bench.COGNITION[0]) == 2
-    assert not data.notes
+    assert len(names) == 100 and not data.notes
+    assert {n: names.count(n) for n in set(names)} == cognition
+    # Another size keeps the proportions (largest remainders).
+    counts = rg_bench.mix_counts("rg-games", list(rg_bench.GAMES), 10)
+    assert sum(counts) == 10 and counts[0] == 1 and counts[-1] == 0
 
 
 def test_rg_mix_reports_tasks_this_version_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,10 +285,17 @@ def test_supergpqa_row_mapping_and_subset() -> None:
     assert "J) opt9" in get_task("mcq").plain_prompt(first)
     assert grade(first, "\\boxed{J}") == 1.0
 
-    many = [{"n": i} for i in range(50)]
-    subset = seeded_subset(many, 10, 0)
-    assert subset == seeded_subset(many, 10, 0) and len(subset) == 10
-    assert [r["n"] for r in subset] == sorted(r["n"] for r in subset)
+    # `supergpqa` is exactly the paper's 1,000 questions, in its order, found by uuid.
+    from recursa.benchmarks.paper import supergpqa_uuids
+
+    uuids = supergpqa_uuids()
+    hub = [{"uuid": f"other{i}"} for i in range(30)] + [{"uuid": u} for u in reversed(uuids)]
+    subset, notes = paper_subset(hub, None)
+    assert [r["uuid"] for r in subset] == uuids and len(uuids) == 1000 and not notes
+    first_ten, _ = paper_subset(hub, 10)
+    assert [r["uuid"] for r in first_ten] == uuids[:10]
+    _, notes = paper_subset(hub[:40], None)
+    assert notes and "not in this copy" in notes[0]
 
 
 def test_hub_unreachable_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,6 +100,6 @@ def test_rsa_on_a_local_lcb_file(lcb_file: Path, monkeypatch: pytest.MonkeyPatch
     functional_prompt = next(r for r in aggregation if r.meta["problem_id"] == "p2")
     text = stdin_prompt.messages[-1]["content"]
     assert "---- Solution 1 ----" in text and "reasoning." in text
-    assert text.rindex("standard input") > text.rindex("---- End of candidates ----")
+    assert text.rindex("Read the inputs from stdin") > text.rindex("Now write a single improved")
     text = functional_prompt.messages[-1]["content"]
-    assert text.rindex("class Solution:\n    def twoSum") > text.rindex("---- End of candidates")
+    assert text.rindex("class Solution:\n    def twoSum") > text.rindex("Now write a single")

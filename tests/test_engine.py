@@ -62,11 +62,13 @@ def test_same_seed_same_subsets_and_different_seed_differs() -> None:
 def test_k1_uses_refine_prompt_and_k2_the_aggregation_prompt() -> None:
     backend, _ = run(RSAConfig(n=3, k=1, t=2, task="math"))
     agg = [r for r in backend.calls if r.meta["step"] == 2]
-    assert agg and all(REFINE_INTRO.split(".")[0] in r.messages[0]["content"] for r in agg)
+    refine = REFINE_INTRO.format(kind="math problem", hint="\\boxed{}").split(".")[0]
+    assert agg and all(refine in r.messages[0]["content"] for r in agg)
     assert all("Solution 1" not in r.messages[0]["content"] for r in agg)
     backend, _ = run(RSAConfig(n=3, k=2, t=2, task="math"))
     agg = [r for r in backend.calls if r.meta["step"] == 2]
-    assert all(AGGREGATE_INTRO.split(".")[0] in r.messages[0]["content"] for r in agg)
+    aggregate = AGGREGATE_INTRO.format(kind="math problem", hint="\\boxed{}").split(".")[0]
+    assert all(aggregate in r.messages[0]["content"] for r in agg)
     assert all("Solution 2" in r.messages[0]["content"] for r in agg)
 
 

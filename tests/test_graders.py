@@ -156,9 +156,16 @@ def test_reasoning_gym_scorer_failure_is_a_zero_not_an_exception() -> None:
 def test_multiple_choice_forms() -> None:
     options = ["Paris", "Rome", "Madrid", "Berlin"]
     assert grade_choice("\\boxed{C}", "C", options).score == 1.0
-    assert grade_choice("\\boxed{\\text{(B)}}", "B", options).score == 1.0
-    assert grade_choice("\\boxed{Madrid}", "C", options).answer == "C"
-    assert grade_choice("The answer is (D).", "D", options).score == 1.0
+    assert grade_choice("\\boxed{ C }", "C", options).score == 1.0
+    # As strict as the reference (last box, verl's strip_string, equal to the letter):
+    decorated = grade_choice("The answer is \\boxed{B: 4000 cal}", "B", options)
+    assert (decorated.score, decorated.answer) == (0.0, "B:4000cal")
+    assert grade_choice("\\boxed{\\text{(B)}}", "B", options).score == 0.0
+    assert grade_choice("\\boxed{Madrid}", "C", options).score == 0.0
+    assert grade_choice("The answer is B.", "B", options).answer is None
+    assert grade_choice("\\boxed{b}", "B", options).score == 0.0
+    assert grade_choice("\\boxed{A} then \\boxed{B}", "B", options).score == 1.0
+    assert grade_choice("<think>\\boxed{B}</think> \\boxed{A}", "B", options).score == 0.0
     out_of_range = grade_choice("\\boxed{H}", "A", options)
     assert out_of_range.score == 0.0 and "no option H" in out_of_range.reason
     assert grade_choice("I am not sure", "A", options).reason

@@ -37,7 +37,9 @@ def test_mean_accuracy_rises_over_steps_when_aggregation_helps() -> None:
 def test_no_gain_without_aggregation_quality() -> None:
     for seed in range(3):
         acc = mean_accuracy_by_step(quality=0.0, seed=seed)
-        assert all(abs(a - 0.35) < 0.1 for a in acc)  # 240 samples a step: sd about 0.03
+        # 240 samples a step: sd about 0.03; allow 4 sd per step, and no trend over steps
+        assert all(abs(a - 0.35) < 0.125 for a in acc)
+        assert abs(statistics.mean(acc) - 0.35) < 0.05
 
 
 def test_outputs_are_deterministic_for_a_seed() -> None:

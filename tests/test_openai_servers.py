@@ -176,6 +176,12 @@ def test_request_params_reach_every_request_and_override_defaults(tmp_path: Path
         assert body["reasoning_effort"] == "high"
 
 
+def test_reasoning_effort_reaches_every_request() -> None:
+    with running(Upstream(models=[{"id": "gpt-oss", "owned_by": "vllm"}])) as up:
+        assert solve_cli(up.url, "--reasoning-effort", "high").returncode == 0
+    assert up.received and all(b["reasoning_effort"] == "high" for b in up.received)
+
+
 def test_request_params_from_the_library() -> None:
     with running(Upstream()) as up:
         result = solve(
@@ -250,10 +256,12 @@ def test_reasoning_content_becomes_a_leading_think_block_and_content_null_no_ans
     texts = [c["text"] for c in out["steps"][0]["candidates"]]
     assert "<think>\n2 and 2 make 4.\n</think>\n\nSo \\boxed{4}." in texts
     assert "<think>\nI think it is \\boxed{99}.\n</think>" in texts
-    # Reasoning only is a candidate without an answer (answers are read outside <think>
-    # blocks: the think policy's extraction, issue 13, keeps the draft \boxed{99} from voting).
+    # Reasoning only is a candidate without an answer: answers are read outside <think>
+    # blocks, so the draft \boxed{99} in the reasoning never votes.
     empty = [c for c in out["steps"][0]["candidates"] if c["text"].endswith("</think>")]
-    assert empty and out["usage"]["empty_completions"] >= len(empty)
+    assert empty and all(c["answer"] is None for c in empty)
+    assert out["usage"]["empty_completions"] >= len(empty)
+    assert all(c["answer"] in (None, "4") for s in out["steps"] for c in s["candidates"])
     # The aggregation prompts show the empty candidates as giving no answer, never as "".
     aggregation = [b["messages"][-1]["content"] for b in up.received[4:]]
     assert all(NO_ANSWER_MARKER in p for p in aggregation)

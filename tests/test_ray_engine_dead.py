@@ -49,7 +49,9 @@ def test_a_dead_engine_restarts_its_replica_and_the_request_is_served_elsewhere(
         tokenizer = Words()
         model_config = SimpleNamespace(max_model_len=1024)
 
-        async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
+        async def generate(
+            self, prompt: Any, params: Any, request_id: str, priority: int = 0
+        ) -> Any:
             try:
                 os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
             except FileExistsError:

@@ -155,3 +155,16 @@ def test_a_gguf_policy_with_use_vllm_is_refused(
     assert code == 2
     assert "a GGUF policy cannot be sampled by TRL's vLLM" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_papers_hub_dataset_needs_no_download_for_a_dry_run(
+    tmp_path: Path, qwen4b: Path
+) -> None:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        args = ["rl", "train", "--data", "RSA-RL/DeepScaleR-RG-Aggregator-RL"]
+        code = main([*args, "--model", str(qwen4b), "--out", str(tmp_path / "run"), "--dry-run"])
+    assert code == 0 and "nothing is loaded or trained" in out.getvalue()

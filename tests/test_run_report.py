@@ -43,7 +43,11 @@ def test_report_prints_tables_and_writes_valid_pngs(
     assert code == 0
     out = capsys.readouterr().out
     assert "## rsa (rsa)" in out and "## maj (majority)" in out
-    header = "| step | mean acc % | majority acc % | pass@N % | tokens | cumulative tokens |"
+    # Reasoning Gym: the paper's raw-score columns come first.
+    header = (
+        "| step | mean score % (paper) | majority score % | mean acc % | majority acc % | "
+        "pass@N % | tokens | cumulative tokens |"
+    )
     assert out.count(header) == 2
     rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert len(rows) == 3 + 1
@@ -95,11 +99,12 @@ def test_pass_at_2_is_reported_for_arc_problems_only() -> None:
         ("True", True),
         ("false.", False),
         ("<think>is it true? maybe</think>False", False),
-        ("Yes, it is correct.", True),
-        ("The answer is incorrect", False),
+        ("Yes, it is correct.", None),  # the reference reads only True/False
+        ("The answer is not correct", None),  # so "not correct" is no True verdict
+        ("True at first, but on reflection: False", False),  # the last one decides
         ("I cannot tell", None),
         ("", None),
     ],
 )
-def test_verdicts_are_parsed_from_the_first_judging_word(text: str, verdict: bool | None) -> None:
+def test_verdicts_follow_the_reference_rule(text: str, verdict: bool | None) -> None:
     assert parse_verdict(text) is verdict

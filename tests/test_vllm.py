@@ -51,6 +51,16 @@ def test_request_is_chat_templated_token_ids_with_the_paper_sampling() -> None:
     assert (out.prompt_tokens, out.completion_tokens) == (len(expected), 2)
 
 
+def test_a_reasoning_effort_goes_to_the_chat_template() -> None:
+    engine = FakeEngine()
+    asyncio.run(backend(engine).generate(req("what is 3 + 4", reasoning_effort="high")))
+    user = [{"role": "user", "content": "what is 3 + 4"}]
+    expected = engine.tokenizer.template_ids(user, reasoning_effort="high")
+    assert engine.calls[0][0] == {"prompt_token_ids": expected} and 5 in expected
+    asyncio.run(backend(engine).generate(req("what is 3 + 4")))
+    assert 5 not in engine.calls[1][0]["prompt_token_ids"]  # none asked, none sent
+
+
 def test_context_window_comes_from_the_model_config_and_caps_max_tokens() -> None:
     engine = FakeEngine(max_model_len=20, reply=" ".join(f"w{i}" for i in range(40)))
     b = backend(engine)
@@ -78,6 +88,11 @@ def test_requests_are_submitted_one_by_one_and_run_together() -> None:
     assert engine.peak == 6  # a step's N requests are in flight at once; vLLM batches them
     seeds = {c[1]["seed"] for c in engine.calls}
     assert len(seeds) == 12
+    # every request carries its step as its priority (lower runs first under "priority")
+    assert sorted(engine.priorities) == [1] * 6 + [2] * 6
+    assert all(
+        p == int(c[2].split("/")[1]) for p, c in zip(engine.priorities, engine.calls, strict=True)
+    )
     assert not engine.shut  # a backend passed in is the caller's to close
 
 
@@ -96,19 +111,23 @@ def test_settings_become_engine_args_with_prefix_caching() -> None:
             "data_parallel_size": 4,
             "gpu_memory_utilization": 0.85,
             "max_model_len": 40960,
+            "max_num_seqs": 256,
         }
     )
     assert engine_args(cfg) == {
         "model": "Qwen/Qwen3-4B-Instruct-2507",
         "enable_prefix_caching": True,
+        "scheduling_policy": "priority",
         "tensor_parallel_size": 2,
         "data_parallel_size": 4,
         "gpu_memory_utilization": 0.85,
         "max_model_len": 40960,
+        "max_num_seqs": 256,
     }
     assert engine_args(BackendConfig(backend="vllm", model="m")) == {
         "model": "m",
         "enable_prefix_caching": True,
+        "scheduling_policy": "priority",
     }
     with pytest.raises(UsageError, match="needs --model"):
         engine_args(BackendConfig(backend="vllm"))

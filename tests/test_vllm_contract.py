@@ -94,9 +94,11 @@ def test_an_unexpected_engine_failure_is_engine_generate_error_and_retried() -> 
     EngineGenerateError ('Recoverable'); the dispatcher retries it."""
 
     class Flaky(fv.FakeEngine):
-        async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
+        async def generate(
+            self, prompt: Any, params: Any, request_id: str, priority: int = 0
+        ) -> Any:
             self.fail = RuntimeError("KV transfer failed") if not self.calls else None
-            async for out in super().generate(prompt, params, request_id):
+            async for out in super().generate(prompt, params, request_id, priority):
                 yield out
 
     engine = Flaky()
@@ -330,7 +332,14 @@ def test_from_config_follows_the_installed_release(
 
     built = fake_vllm_modules(monkeypatch, modern=modern)
     b = from_config(BackendConfig(backend="vllm", model="m", tensor_parallel_size=2))
-    assert built == [{"model": "m", "enable_prefix_caching": True, "tensor_parallel_size": 2}]
+    assert built == [
+        {
+            "model": "m",
+            "enable_prefix_caching": True,
+            "scheduling_policy": "priority",
+            "tensor_parallel_size": 2,
+        }
+    ]
     run(b.generate(req()))
     engine = b.engine
     prompt, params, _ = engine.calls[0]

@@ -8,8 +8,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from recursa.backends.admission import InFlightEstimate
 from recursa.backends.openai_options import OpenAIOptions
 from recursa.errors import UsageError
+from recursa.think import keep_think_alias
 
 TaskName = Literal["general", "math", "rg", "mcq", "code", "arc"]
 SelectionName = Literal["majority", "random"]
@@ -28,8 +30,24 @@ class RSAConfig(BaseModel):
     temperature: float = Field(1.0, ge=0.0, description="Sampling temperature.")
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (off).")
     max_tokens: int = Field(8192, ge=1, description="Maximum new tokens per generation.")
-    keep_think: bool = Field(
-        False, description="Keep <think> blocks in candidates shown for aggregation."
+    think: Literal["keep", "strip", "auto"] = Field(
+        "auto",
+        description="<think> blocks of candidates shown for aggregation: 'keep' them, 'strip' "
+        "them, or 'auto': whole candidates when the K of them fit the context window, "
+        "stripped only when they do not (then tails are kept, as the context policy says).",
+    )
+    keep_think: bool | None = Field(
+        None, description="Deprecated: --keep-think is --think keep, --no-keep-think --think strip."
+    )
+    summarize_candidates: bool = Field(
+        False,
+        description="Before each aggregation step, the model summarises every candidate of the "
+        "previous step; aggregation prompts show the summaries (the reference's --summarize-cot).",
+    )
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(
+        None,
+        description="Reasoning effort for models that take one (gpt-oss): sent with every "
+        "request, as the backend's server or chat template expects (default: not sent).",
     )
     selection: SelectionName = Field(
         "majority", description="Final answer: majority vote, or a random member of the last step."
@@ -43,6 +61,11 @@ class RSAConfig(BaseModel):
         False,
         description="Step barrier across problems (the reference code's schedule; slower).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_think_alias(cls, data: Any) -> Any:
+        return keep_think_alias(data)
 
     @model_validator(mode="after")
     def _k_within_n(self) -> RSAConfig:
@@ -96,6 +119,17 @@ class BackendConfig(OpenAIOptions):
     concurrency: int | None = Field(
         None, ge=1, description="Requests in flight at once (default: the backend's own)."
     )
+    max_tokens_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Admission control: most tokens (prompt + expected decode) in flight at "
+        "once, e.g. the engine's KV-cache size (default: no limit).",
+    )
+    in_flight_estimate: InFlightEstimate = Field(
+        "max_tokens",
+        description="Expected decode per request for --max-tokens-in-flight: max_tokens, or "
+        "usage (the mean completion length reported so far).",
+    )
     timeout: float = Field(600.0, gt=0, description="Seconds before one request times out.")
     max_retries: int = Field(
         6, ge=0, description="Retries of a failed request (429, 5xx, timeouts, dropped links)."
@@ -129,6 +163,9 @@ class BackendConfig(OpenAIOptions):
     )
     max_model_len: int | None = Field(
         None, ge=64, description="vllm: context window (default: the model's own)."
+    )
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="vllm: most sequences decoded together (default: vLLM's)."
     )
     mock_latency: float = Field(0.0, ge=0.0, description="mock: seconds per request.")
     mock_accuracy: float = Field(

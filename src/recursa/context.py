@@ -52,12 +52,13 @@ def is_empty(text: str) -> bool:
     return not strip_think(text)
 
 
-def show_empty(original: str, shown: str) -> str:
-    """How a candidate appears in an aggregation prompt: `shown` (after the think policy), or
-    the no-answer marker when the original completion is empty."""
-    if not is_empty(original):
-        return shown
-    kept = shown.strip()
+def show_empty(text: str) -> str:
+    """A candidate as it enters an aggregation prompt: unchanged, or, when it has no answer,
+    its reasoning (if any) followed by the no-answer marker, so that stripping think blocks
+    leaves the marker."""
+    if not is_empty(text):
+        return text
+    kept = text.strip()
     return f"{kept}\n\n{NO_ANSWER_MARKER}" if kept else NO_ANSWER_MARKER
 
 
@@ -89,6 +90,12 @@ class Fitted:
     truncated: int
 
 
+def candidate_budget(overhead_tokens: int, context_tokens: int, max_tokens: int) -> int:
+    """Tokens the candidates may take together: the window less the answer's reserve and the
+    prompt without candidates."""
+    return context_tokens - min(max_tokens, context_tokens // 2) - overhead_tokens
+
+
 def fit_candidates(
     candidates: list[str],
     overhead_tokens: int,
@@ -102,8 +109,7 @@ def fit_candidates(
     candidates (instructions, problem, separators); `estimated` says the counts are guesses."""
     if context_tokens is None:
         return Fitted(list(candidates), max_tokens, 0)
-    reserve = min(max_tokens, context_tokens // 2)
-    budget = context_tokens - reserve - overhead_tokens
+    budget = candidate_budget(overhead_tokens, context_tokens, max_tokens)
     if budget < MIN_CANDIDATE_TOKENS * max(len(candidates), 1):
         about = "about " if estimated else ""
         raise ContextOverflowError(

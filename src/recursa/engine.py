@@ -18,19 +18,13 @@ from typing import Any, Protocol, TypeVar
 from recursa.backends.base import Completion, GenerationRequest
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
-from recursa.context import (
-    ESTIMATE_NOTE,
-    fit_candidates,
-    fit_plain,
-    is_empty,
-    show_empty,
-    strip_think,
-)
+from recursa.context import ESTIMATE_NOTE, fit_plain, is_empty, show_empty, strip_think
 from recursa.hashing import request_seed, stable_rng
 from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import majority_vote, random_member, ranked_clusters
 from recursa.tasks import Problem, Task, get_task
+from recursa.think import fit_with_policy
 
 log = logging.getLogger("recursa")
 T = TypeVar("T")
@@ -99,6 +93,7 @@ class Engine:
         on_step: StepCallback | None = None,
         on_generation: GenerationCallback | None = None,
         keep_history: bool = True,
+        summary_store: CompletionStore | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.config = config
@@ -107,6 +102,8 @@ class Engine:
         self.on_step = on_step
         self.on_generation = on_generation
         self.keep_history = keep_history
+        #: Where `summarize_candidates` journals its summaries (an evaluation's journal).
+        self.summary_store = summary_store
         self._told_truncation = False
         self._told_empty = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
@@ -184,6 +181,7 @@ class Engine:
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             seed=request_seed(cfg.seed, problem.id, step, slot),
+            reasoning_effort=cfg.reasoning_effort,
             key=f"{problem.id}/{step}/{slot}",
             meta=meta,
         )
@@ -196,11 +194,12 @@ class Engine:
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
+            text = "\n".join(m["content"] for m in messages)
             backend = self.dispatcher.backend
             if self.context_tokens is not None:
-                await backend.prepare_counts([messages[0]["content"]])
+                await backend.prepare_counts([text])
             max_tokens = fit_plain(
-                self._count(messages[0]["content"]),
+                self._count(text),
                 self.context_tokens,
                 self.config.max_tokens,
                 estimated=backend.counts_are_estimates,
@@ -213,16 +212,18 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
-            texts = shown if self.config.keep_think else [strip_think(t) for t in shown]
-            texts = [show_empty(o, t) for o, t in zip(shown, texts, strict=True)]
+            # An empty candidate shows as giving no answer, whatever the think policy keeps.
+            texts = [show_empty(t) for t in shown]
             backend = self.dispatcher.backend
             # The prompt without candidates, counted only when a context window bounds it.
             overhead = 0
             if self.context_tokens is not None:
                 bare = aggregation_text(state.task, state.problem, [""] * len(texts))
-                await backend.prepare_counts([bare, *texts])
+                stripped = [strip_think(t) for t in texts] if self.config.think != "keep" else []
+                await backend.prepare_counts([bare, *texts, *stripped])
                 overhead = self._count(bare)
-            fitted = fit_candidates(
+            fitted = fit_with_policy(
+                self.config.think,
                 texts,
                 overhead,
                 self.context_tokens,
@@ -254,10 +255,13 @@ class Engine:
             ]
         else:
             previous = state.steps[-1].candidates
+            texts = [c.text for c in previous]
+            if cfg.summarize_candidates:
+                texts = await self._summaries(state, previous)
             coros = []
             for s in range(cfg.n):
                 parents = draw_subset(cfg.seed, pid, step, s, len(previous), cfg.k)
-                shown = [previous[i].text for i in parents]
+                shown = [texts[i] for i in parents]
                 coros.append(
                     self._generate(
                         state, step, s, parents, self._aggregate_builder(state, step, s, shown)
@@ -290,6 +294,25 @@ class Engine:
             state.done = True
         if step == cfg.t:
             state.done = True
+
+    async def _summaries(self, state: _State, previous: list[Candidate]) -> list[str]:
+        """`summarize_candidates`: the model's summary of every member of the last step."""
+        from recursa.summaries import summarize_population
+
+        done = await summarize_population(
+            self.dispatcher,
+            state.task,
+            state.problem,
+            previous,
+            self.config,
+            context_tokens=self.context_tokens,
+            store=self.summary_store,
+        )
+        for completion in done:
+            state.usage["prompt_tokens"] += completion.prompt_tokens
+            state.usage["completion_tokens"] += completion.completion_tokens
+            state.usage["generations"] += 1
+        return [c.text for c in done]
 
     def _agreed(self, task: Task, earlier: StepResult | None, current: StepResult) -> bool:
         """Early stop: at this step and the previous one, at least the rule's fraction of the

@@ -1,47 +1,111 @@
-"""Plain, aggregation (K > 1) and refinement (K = 1) prompts, shared by every entry point."""
+"""Plain, aggregation (K > 1), refinement (K = 1) and summary prompts, shared by every entry
+point.
+
+The aggregation and refinement prompts follow the reference code's layout and meaning
+(HyperPotatoNeo/RSA, `aggregate_prompt`): an intro naming the kind of problem and the answer
+format, "Problem:" and the problem, the candidates "(may contain mistakes)" under numbered
+separators ("---- Solution 1 ----", or "---- Candidate ----" for one), and a closing line
+asking for a single improved solution that ends with the answer format. Every part is
+followed by a blank line, as the reference's parts are. Aggregation-aware RL models were
+trained on this layout, so it is kept for every task family.
+"""
 
 from __future__ import annotations
 
 from recursa.backends.base import Message
-from recursa.tasks.base import Problem, Task
+from recursa.tasks.base import OWN_PROMPT, Problem, Task
 
 AGGREGATE_INTRO = (
-    "You are given a problem and several candidate solutions to it. Some candidates may be "
-    "wrong or incomplete. Combine the useful ideas into a single, high-quality solution: "
-    "reason carefully, check the candidates' steps, and where they disagree, work out which "
-    "path is correct. If every candidate is wrong, solve the problem with a different "
-    "strategy. Finish with {answer_format}."
+    "You are given a {kind} and several candidate solutions. Some candidates may be incorrect "
+    "or contain errors. Aggregate the useful ideas and produce a single, high-quality "
+    "solution. Reason carefully; if candidates disagree, choose the correct path. If all are "
+    "incorrect, then attempt a different strategy. End with the final result in {hint}."
 )
 REFINE_INTRO = (
-    "You are given a problem and a candidate solution, which may be incomplete or wrong. "
-    "Refine it into a correct, complete solution: check each step and fix what is wrong. If "
-    "the approach is entirely wrong, solve the problem with a new strategy. Finish with "
-    "{answer_format}."
+    "You are given a {kind} and a candidate solution. The candidate may be incomplete or "
+    "contain errors. Refine this trajectory and produce an improved, higher-quality solution. "
+    "If it is entirely wrong, attempt a new strategy. End with the final result in {hint}."
+)
+AGGREGATE_HEADER = "Candidate solutions (may contain mistakes):"
+REFINE_HEADER = "Candidate solution (may contain mistakes):"
+AGGREGATE_CLOSING = (
+    "Now write a single improved solution. Provide clear reasoning and end with the final "
+    "answer in {hint}."
+)
+REFINE_CLOSING = (
+    "Now refine the candidate into an improved solution. Provide clear reasoning and end with "
+    "the final answer in {hint}."
+)
+
+SUMMARY_INTRO = (
+    "You are given a {kind} and a candidate solution. Summarize the solution into a concise "
+    "chain-of-thought style outline that preserves all important information required to "
+    "continue refinement later: the main approach(es), key steps/equations, useful "
+    "intermediate results, and any mistakes or dead ends. Compress it while keeping the "
+    "essential structure. If the candidate included a final answer, retain it at the end in "
+    "{hint}."
+)
+SUMMARY_CLOSING = (
+    "Now produce the concise, information-preserving summary. End with the final answer in "
+    "{hint} if present."
 )
 
 
 def candidate_header(index: int, count: int) -> str:
-    """The separator before each candidate ("Solution 1", ...; "Candidate solution" if one)."""
-    return "---- Candidate solution ----" if count == 1 else f"---- Solution {index} ----"
+    """The separator before each candidate ("---- Solution 1 ----", ...; one: "---- Candidate
+    ----")."""
+    return "---- Candidate ----" if count == 1 else f"---- Solution {index} ----"
 
 
 def plain_messages(task: Task, problem: Problem) -> list[Message]:
-    """The messages for a fresh sample (step 1)."""
+    """The messages for a fresh sample (step 1): a row's own prompt exactly as it carries it
+    (one user message, or all its messages), else the task's plain prompt."""
+    own = problem.meta.get(OWN_PROMPT)
+    if isinstance(own, list) and own:
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in own]
     return [{"role": "user", "content": task.plain_prompt(problem)}]
+
+
+def _join(parts: list[str]) -> str:
+    """Each part followed by a newline, parts separated by one more: the reference's layout."""
+    return "\n".join(part + "\n" for part in parts).rstrip("\n")
 
 
 def aggregation_text(task: Task, problem: Problem, candidates: list[str]) -> str:
     """The aggregation (or, with one candidate, refinement) prompt as one user message."""
-    intro = (REFINE_INTRO if len(candidates) == 1 else AGGREGATE_INTRO).format(
-        answer_format=task.answer_format
-    )
-    parts = [intro, "", "Problem:", task.problem_text(problem), ""]
+    one = len(candidates) == 1
+    fields = {"kind": task.problem_kind, "hint": task.format_hint}
+    parts = [
+        (REFINE_INTRO if one else AGGREGATE_INTRO).format(**fields),
+        "Problem:",
+        task.problem_text(problem).strip(),
+        REFINE_HEADER if one else AGGREGATE_HEADER,
+    ]
     for i, cand in enumerate(candidates, start=1):
-        parts += [candidate_header(i, len(candidates)), cand.strip(), ""]
-    parts += ["---- End of candidates ----", "", task.format_instruction(problem)]
-    return "\n".join(parts)
+        parts.append(f"{candidate_header(i, len(candidates))}\n{cand.strip()}")
+    parts.append((REFINE_CLOSING if one else AGGREGATE_CLOSING).format(**fields))
+    closing = task.closing_instruction(problem)
+    if closing:
+        parts.append(closing)
+    return _join(parts)
 
 
 def aggregation_messages(task: Task, problem: Problem, candidates: list[str]) -> list[Message]:
     """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates."""
     return [{"role": "user", "content": aggregation_text(task, problem, candidates)}]
+
+
+def summary_text(task: Task, problem: Problem, candidate: str) -> str:
+    """The prompt asking for a summary of one candidate (`--summarize-candidates`), in the
+    layout of the reference's `summarize_cot_prompt`, with the family's answer format."""
+    fields = {"kind": task.problem_kind, "hint": task.format_hint}
+    return _join(
+        [
+            SUMMARY_INTRO.format(**fields),
+            "Problem:",
+            task.problem_text(problem).strip(),
+            "Candidate solution:",
+            candidate.strip(),
+            SUMMARY_CLOSING.format(**fields),
+        ]
+    )

@@ -1,8 +1,12 @@
 """Self-verification (the rejection-sampling baseline): the model judges each candidate.
 
-Each candidate is shown to the model with the problem and a request for a one-word verdict,
-True or False, sampled at a low temperature with a few tokens. The final answer is the
-majority vote among the candidates judged True; when none is, the majority vote over all.
+Each candidate is shown to the model with the problem and the reference code's request to
+output only True or False, sampled at a low temperature with a few tokens (the reference:
+temperature 0.1, 10 tokens). The verdict is the reference's rule: the last "true" or "false"
+in the reply (any case), outside `<think>` blocks; a reply with neither is not True. The
+self-verified score is the mean score of the candidates judged True, 0 when none is (as the
+reference computes it). The final answer is the majority vote among the candidates judged
+True; when none is, the majority vote over all (the reference picks no final answer).
 This asks the model, so it lives beside selection rather than in a task; judgements go
 through the same dispatcher and, when given, a completion store (the run's journal), so a
 resumed run never asks for a judgement twice.
@@ -17,45 +21,43 @@ from typing import Any
 
 from recursa.backends.base import GenerationRequest, Message
 from recursa.backends.dispatch import Dispatcher
-from recursa.context import fit_candidates, strip_think
 from recursa.engine import CompletionStore, gather_or_cancel
 from recursa.hashing import request_seed
 from recursa.result import Candidate
 from recursa.selection import ranked_clusters
 from recursa.tasks import Problem, Task
+from recursa.tasks.base import outside_think
+from recursa.think import fit_with_policy
 
 VERIFY_INTRO = (
-    "You are given a problem and one candidate solution. Check the solution carefully, step "
-    "by step, and decide whether its final answer is correct."
+    "You are given a problem and a candidate solution. Verify whether the candidate solution "
+    "is correct. If the solution is correct, output only True. If it is incorrect, output "
+    "only False. Do not generate anything else."
 )
-VERIFY_QUESTION = "Is the candidate's final answer correct? Reply with one word: True or False."
-_VERDICT = re.compile(r"\b(true|false|yes|no|correct|incorrect)\b", re.IGNORECASE)
-_YES = {"true", "yes", "correct"}
+VERIFY_QUESTION = 'Now verify if the solution is True or False. Only output "True" or "False".'
+#: The reference's verdict pattern: no word boundaries, any case; the last match decides.
+_VERDICT = re.compile(r"(true|false)", re.IGNORECASE)
 
 
 def verification_text(task: Task, problem: Problem, candidate: str) -> str:
-    """The judge prompt: instructions, the problem, the candidate, the one-word question."""
-    return "\n".join(
-        [
-            VERIFY_INTRO,
-            "",
-            "Problem:",
-            task.problem_text(problem),
-            "",
-            "---- Candidate solution ----",
-            candidate.strip(),
-            "---- End of candidate ----",
-            "",
-            VERIFY_QUESTION,
-        ]
-    )
+    """The judge prompt in the reference's layout: instructions, "Problem:", the problem,
+    "Candidate solution:", the candidate, the request for True or False."""
+    parts = [
+        VERIFY_INTRO,
+        "Problem:",
+        task.problem_text(problem).strip(),
+        "Candidate solution:",
+        candidate.strip(),
+        VERIFY_QUESTION,
+    ]
+    return "\n".join(part + "\n" for part in parts).rstrip("\n")
 
 
 def parse_verdict(text: str) -> bool | None:
-    """The first True/False (or yes/no, correct/incorrect) word after any reasoning block;
-    None when there is none."""
-    match = _VERDICT.search(strip_think(text))
-    return None if match is None else match.group(1).lower() in _YES
+    """The last "true"/"false" (any case) outside `<think>` blocks: True or False; None when
+    the reply holds neither (which counts as not True). "not correct" is no verdict."""
+    found = _VERDICT.findall(outside_think(text))
+    return None if not found else found[-1].lower() == "true"
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,8 @@ async def verify_population(
     candidates: Sequence[Candidate],
     *,
     seed: int,
-    temperature: float = 0.0,
-    max_tokens: int = 16,
+    temperature: float = 0.1,
+    max_tokens: int = 10,
     context_tokens: int | None = None,
     store: CompletionStore | None = None,
 ) -> list[Verdict]:
@@ -89,8 +91,8 @@ async def verify_population(
         completion = store.lookup(problem.id, cand.step, cand.slot) if store else None
         if completion is None:
             overhead = backend.count_tokens(verification_text(task, problem, ""))
-            fitted = fit_candidates(
-                [strip_think(cand.text)], overhead, window, max_tokens, backend.count_tokens
+            fitted = fit_with_policy(
+                "auto", [cand.text], overhead, window, max_tokens, backend.count_tokens
             )
             messages: list[Message] = [
                 {"role": "user", "content": verification_text(task, problem, fitted.candidates[0])}
@@ -143,3 +145,10 @@ def choose_verified(
         pool = list(candidates)
     best = ranked_clusters(task, pool, seed, problem_id)[0]
     return pool[best.members[0]], fallback
+
+
+def verified_score(scores: Sequence[float], verdicts: Sequence[Verdict]) -> float:
+    """The reference's self-verified score of one problem: the mean score of the candidates
+    judged True (scores by slot), 0.0 when none is."""
+    accepted = [v.slot for v in verdicts if v.judged]
+    return sum(float(scores[s]) for s in accepted) / len(accepted) if accepted else 0.0

@@ -21,6 +21,9 @@ class GenerationRequest:
     temperature: float = 1.0
     top_p: float | None = None
     seed: int | None = None
+    #: "low" / "medium" / "high" for models that take a reasoning effort (gpt-oss); None
+    #: sends none. Each backend passes it as its server or chat template expects.
+    reasoning_effort: str | None = None
     key: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
 

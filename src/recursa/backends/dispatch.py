@@ -5,6 +5,9 @@ valid Unicode (lone surrogates, which a JSON body can carry as escapes) has each
 point replaced by U+FFFD, so the journal and the run's files always hold valid UTF-8; a
 completion longer than `MAX_CHARS_PER_TOKEN` characters per requested token (at least
 `MIN_CHAR_LIMIT`) means the backend ignored max_tokens, and ends the run (BackendError).
+
+With `max_tokens_in_flight` it also bounds the tokens the requests in flight may hold
+(admission control for memory-bound engines; recursa.backends.admission). Off by default.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from recursa.backends.admission import InFlightEstimate, TokenGate, decode_estimate
 from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
 from recursa.errors import BackendError
 
@@ -54,7 +58,9 @@ class Usage:
 
 class Dispatcher:
     """Sends requests to a backend with at most `concurrency` in flight, retrying transient
-    faults with exponential back-off and full jitter, and honouring Retry-After."""
+    faults with exponential back-off and full jitter, and honouring Retry-After; with
+    `max_tokens_in_flight`, also at most that many tokens in flight (prompt plus the decode
+    `in_flight_estimate` expects), first come, first served."""
 
     def __init__(
         self,
@@ -64,6 +70,8 @@ class Dispatcher:
         base_delay: float = 0.5,
         max_delay: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_tokens_in_flight: int | None = None,
+        in_flight_estimate: InFlightEstimate = "max_tokens",
     ) -> None:
         self.backend = backend
         self.concurrency = concurrency or backend.default_concurrency
@@ -74,6 +82,8 @@ class Dispatcher:
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._jitter = random.Random(0)
         self.usage = Usage()
+        self.tokens = TokenGate(max_tokens_in_flight) if max_tokens_in_flight else None
+        self.in_flight_estimate = in_flight_estimate
         self.in_flight = 0
         self.peak_in_flight = 0
 
@@ -86,6 +96,8 @@ class Dispatcher:
             max_retries=config.max_retries,
             base_delay=config.retry_base_delay,
             max_delay=config.retry_max_delay,
+            max_tokens_in_flight=config.max_tokens_in_flight,
+            in_flight_estimate=config.in_flight_estimate,
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -126,21 +138,37 @@ class Dispatcher:
                 await self._sleep(self._delay(attempt, error.retry_after))
                 attempt += 1
 
+    def _tokens_held(self, request: GenerationRequest) -> int:
+        """The tokens `request` may hold at the engine, for admission control."""
+        prompt = self.backend.count_tokens(request.prompt_text())
+        u = self.usage
+        return prompt + decode_estimate(
+            self.in_flight_estimate, request.max_tokens, u.requests, u.completion_tokens
+        )
+
     async def generate(self, request: GenerationRequest) -> Completion:
         """A completion, or BackendError naming the backend once retries are spent."""
         attempt = 0
         while True:
-            async with self._semaphore:
-                self.in_flight += 1
-                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-                try:
-                    completion = await self.backend.generate(request)
-                except RetryableError as exc:
-                    error: RetryableError | None = exc
-                else:
-                    error = None
-                finally:
-                    self.in_flight -= 1
+            held = 0
+            if self.tokens is not None:
+                held = self._tokens_held(request)
+                await self.tokens.acquire(held)
+            try:
+                async with self._semaphore:
+                    self.in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                    try:
+                        completion = await self.backend.generate(request)
+                    except RetryableError as exc:
+                        error: RetryableError | None = exc
+                    else:
+                        error = None
+                    finally:
+                        self.in_flight -= 1
+            finally:
+                if self.tokens is not None:
+                    self.tokens.release(held)
             if error is None:
                 completion = self._accept(request, completion)
                 self.usage.add(completion)

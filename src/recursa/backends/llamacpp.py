@@ -81,8 +81,14 @@ class LlamaCppBackend(Backend):
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def _run(self, request: GenerationRequest) -> Completion:
+        messages = list(request.messages)
+        if request.reasoning_effort:
+            # llama-cpp-python passes no template variables: gpt-oss reads its effort from a
+            # system message "Reasoning: <effort>".
+            messages = [{"role": "system", "content": f"Reasoning: {request.reasoning_effort}"}]
+            messages += list(request.messages)
         out = self._llm.create_chat_completion(
-            messages=request.messages,
+            messages=messages,
             temperature=request.temperature,
             # The paper samples with no top-p/top-k/min-p truncation.
             top_p=request.top_p if request.top_p is not None else 1.0,

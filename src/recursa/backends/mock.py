@@ -4,11 +4,15 @@ The simulated model answers in the format the prompt asks for (`\\boxed{}`, `<an
 a "Final answer:" line). A fresh sample is correct with probability `accuracy`. When the prompt
 shows candidates (an aggregation prompt), with probability `quality` it aggregates: it returns
 the correct answer if any candidate holds it, else the most common candidate answer; otherwise
-it samples afresh. So `quality` is how much aggregation helps. Asked to judge a candidate
+it samples afresh. So `quality` is how much aggregation helps. A wrong answer is another
+number for a numeric truth, another option letter (A-D) for a letter, so multiple-choice
+runs have wrong answers too. Asked to judge a candidate
 (self-verification, `meta["phase"] == "verify"`), it answers True or False, judging the
-candidate's last answer correctly with probability `quality`. The correct answer is the
-request's `meta["reference"]` when the engine knows it, else a number derived from the problem
-id. Every output is a deterministic function of the request (its seed, key and messages).
+candidate's last answer correctly with probability `quality`. Asked to summarise a candidate
+(`meta["phase"] == "summarize"`), it returns a short summary keeping its last answer. The
+correct answer is the request's `meta["reference"]` when the engine knows it, else a number
+derived from the problem id. Every output is a deterministic function of the request (its
+seed, key and messages).
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ def _answer_format(prompt: str) -> str:
     return "final"
 
 
-# Candidates sit between "---- Solution i ----" / "---- Candidate solution ----" headers and
-# an "---- End of candidate(s) ----" line; answer spans elsewhere (the format instruction's own
-# example, "<answer>your answer</answer>") are not candidates' answers.
+# Candidates sit between the first "---- Solution i ----" / "---- Candidate ----" header (or,
+# in a judge or summary prompt, the "Candidate solution:" line) and the closing "Now ..." line;
+# answer spans elsewhere (the format hint's own "<answer>...</answer>" or "\boxed{A}") are not
+# candidates' answers.
 _SHOWN = re.compile(
-    r"^---- (?:Solution \d+|Candidate solution) ----$(.*)^---- End of candidates? ----$",
+    r"^(?:---- (?:Solution \d+|Candidate) ----|Candidate solution:)$(.*)"
+    r"^Now (?:write a single improved|refine the candidate|verify if|produce the concise)",
     re.MULTILINE | re.DOTALL,
 )
 
@@ -138,6 +144,9 @@ class MockBackend(Backend):
     def _wrong(self, truth: str, pick: int) -> str:
         if truth.lstrip("-").isdigit():
             return str(int(truth) + 1 + pick)
+        if len(truth) == 1 and "A" <= truth <= "Z":  # an option letter: another letter
+            others = [c for c in "ABCD" if c != truth]
+            return others[pick % len(others)]
         return f"{truth} (variant {pick + 1})"
 
     def judge(self, request: GenerationRequest) -> str:
@@ -148,9 +157,19 @@ class MockBackend(Backend):
         rng = stable_rng("mock-judge", request.seed, request.key, prompt)
         return str(right if rng.random() < self.quality else not right)
 
+    def summarize(self, request: GenerationRequest) -> str:
+        """A short summary that keeps the shown candidate's last answer."""
+        prompt = request.messages[-1]["content"]
+        fmt = _answer_format(prompt)
+        shown = _spans(prompt, fmt)
+        kept = f"\n{_render(shown[-1], fmt)}" if shown else ""
+        return f"Summary: the candidate's approach, in brief.{kept}"
+
     def simulate(self, request: GenerationRequest) -> str:
         if request.meta.get("phase") == "verify":
             return self.judge(request)
+        if request.meta.get("phase") == "summarize":
+            return self.summarize(request)
         prompt = request.messages[-1]["content"]
         fmt = _answer_format(prompt)
         truth = self.truth(request)

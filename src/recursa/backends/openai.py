@@ -364,6 +364,8 @@ class OpenAIBackend(Backend):
         for name, off in DISABLED_SAMPLING.get(self.kind, {}).items():
             if name not in self.dropped:
                 body[name] = off
+        if request.reasoning_effort:  # --reasoning-effort: OpenAI's and vLLM's field
+            body["reasoning_effort"] = request.reasoning_effort
         body.update(self.request_params)
         return body
 

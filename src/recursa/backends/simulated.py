@@ -12,31 +12,66 @@ after the iteration in which it emitted its last token; its request is answered 
 Completion lengths come from `LengthModel`: log-normal, a deterministic function of the run
 seed and the request's key, so two schedules of the same workload decode the same tokens.
 
-Completions are short placeholder texts that *declare* their length,
-`<sim-completion tokens=3000/>`, followed by an answer in every task's format; the backend's
-`count_tokens` counts a declared length as that many tokens, so aggregation prompts (which
-quote K candidates) cost as much prefill as the real ones would, without megabytes of text.
+Completions are short placeholder texts that *declare* their length (and whose they are),
+`<sim-completion tokens=3000 of="p0/1/3"/>`, followed by an answer in every task's format;
+the backend's `count_tokens` counts a declared length as that many tokens, so aggregation
+prompts (which quote K candidates) cost as much prefill as the real ones would, without
+megabytes of text.
+
+With a `priority` function (vLLM's `scheduling_policy="priority"`: lower values first) the
+queue is ordered by (priority, arrival) instead of arrival alone.
+
+With a `MemoryModel` (a KV-cache pool; `recursa.backends.kv_cache`) the engine also does what
+vLLM's scheduler does when memory binds. Before each iteration every running sequence needs
+the blocks for its prompt and the tokens decoded so far (one block more per 16 decoded
+tokens); if they do not fit, the most recently admitted sequence (with a `priority`
+function: the lowest-priority one, latest arrival first) is preempted: its blocks are freed
+and it goes back to the head of the queue, keeping the tokens it has decoded, whose KV cache
+is recomputed, with its prompt's, when it is admitted again (vLLM's recompute mode). If a
+sequence was preempted, nothing new joins at that boundary; otherwise a waiting request joins
+only if the blocks its prompt (and any tokens it decoded before) need are free, and the queue
+stops at the first one that does not fit. Prefix caching: a prompt's full blocks that some
+running sequence already holds are shared, not stored again, and not prefilled again (at
+least one token is always prefilled). A request whose prompt plus max_tokens could not fit
+the empty pool is refused (BackendError), as vLLM refuses a max_model_len its cache cannot
+hold.
 
 The engine must run on `recursa.virtual_clock.VirtualClockLoop`: time is the loop's virtual
 clock, so a run that would take hours takes seconds. Every generation is traced
-(`trace`), and `busy_batch_seconds` integrates the batch size over time for utilisation.
+(`trace`), and `busy_batch_seconds` integrates the batch size over time for utilisation;
+`kv_stats()` reports the pool's peak, preemptions and prefix-cache hits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import math
 import re
-from collections import defaultdict, deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from recursa.backends.base import Backend, Completion, GenerationRequest
+from recursa.backends.kv_cache import BlockPool, MemoryModel, Run, layout, run_blocks
+from recursa.backends.simulated_bound import GenerationTrace, LowerBound, lower_bound
+from recursa.errors import BackendError
 from recursa.hashing import stable_rng
 from recursa.virtual_clock import VirtualClockLoop
 
-_DECLARED = re.compile(r"<sim-completion tokens=(\d+)/>")
+__all__ = [
+    "CostModel",
+    "GenerationTrace",
+    "KVStats",
+    "LengthModel",
+    "LowerBound",
+    "SimulatedEngine",
+    "lower_bound",
+]
+
+#: A completion's declared length and, for prefix caching, whose completion it is.
+_DECLARED = re.compile(r'<sim-completion tokens=(\d+)(?: of="([^"]*)")?/>')
 
 
 @dataclass(frozen=True)
@@ -72,70 +107,58 @@ class LengthModel:
         return max(self.minimum, min(self.cap, length))
 
 
-@dataclass
-class GenerationTrace:
-    """What happened to one request inside the simulated engine (times are virtual)."""
-
-    key: str
-    problem: str
-    step: int
-    prompt_tokens: int
-    completion_tokens: int
-    submitted: float
-    started: float = math.nan
-    finished: float = math.nan
-    #: c * this request's own prompt tokens (the part of its prefill no schedule can avoid).
-    own_prefill_s: float = 0.0
-    #: Sum over the iterations it decoded in of a + b * batch (its decode at its batch's cost).
-    decode_s: float = 0.0
-
-
 @dataclass(frozen=True)
-class LowerBound:
-    """A lower bound on the wall time of a traced run (benchmarks/README.md defines it).
+class KVStats:
+    """What the KV-cache pool did over a run (all zero without a memory model)."""
 
-    Every iteration costs its prefill part plus its decode part, so the wall time is at least
-    all prefill plus all decode. All prefill is `prefill_s` in any schedule. Decode is at
-    least `full_batch_decode_s` (every token at the least per-token cost, (a + b B) / B) and
-    at least `chain_decode_s`: one problem's steps run one after another, so the decode time
-    of each step's slowest generation (at the batch it actually ran in) adds up."""
-
-    prefill_s: float
-    full_batch_decode_s: float
-    chain_decode_s: float
-    chain_problem: str
+    capacity_blocks: int
+    peak_blocks: int
+    preemptions: int
+    #: Tokens prefilled again after preemptions.
+    preempted_tokens: int
+    #: Every token the engine computed: prefill (recomputation included) plus decode.
+    computed_tokens: int
+    #: Prompt tokens found in the prefix cache, and prompt tokens prefilled, over admissions.
+    cached_tokens: int
+    prefilled_tokens: int
 
     @property
-    def seconds(self) -> float:
-        return self.prefill_s + max(self.full_batch_decode_s, self.chain_decode_s)
+    def peak_share(self) -> float:
+        return self.peak_blocks / self.capacity_blocks if self.capacity_blocks else 0.0
+
+    @property
+    def preempted_share(self) -> float:
+        return self.preempted_tokens / self.computed_tokens if self.computed_tokens else 0.0
+
+    @property
+    def prefix_hit_rate(self) -> float:
+        total = self.cached_tokens + self.prefilled_tokens
+        return self.cached_tokens / total if total else 0.0
 
 
-def lower_bound(traces: Iterable[GenerationTrace], cost: CostModel) -> LowerBound:
-    """The bound above for the finished generations in `traces`."""
-    done = [t for t in traces if not math.isnan(t.finished)]
-    slowest: dict[tuple[str, int], float] = defaultdict(float)
-    for t in done:
-        slowest[t.problem, t.step] = max(slowest[t.problem, t.step], t.decode_s)
-    chains: dict[str, float] = defaultdict(float)
-    for (problem, _), seconds in slowest.items():
-        chains[problem] += seconds
-    problem = max(chains, key=lambda p: chains[p], default="")
-    return LowerBound(
-        prefill_s=cost.prefill_per_token_s * sum(t.prompt_tokens for t in done),
-        full_batch_decode_s=cost.per_token_at_full_batch() * sum(t.completion_tokens for t in done),
-        chain_decode_s=chains.get(problem, 0.0),
-        chain_problem=problem,
-    )
-
-
-@dataclass
+@dataclass(eq=False)
 class _Sequence:
     trace: GenerationTrace
     target: int
     future: asyncio.Future[Completion]
     text: str
     finish_reason: str
+    order: int
+    priority: int = 0
     produced: int = 0
+    #: The prompt's full blocks (shareable) and the private blocks held now.
+    runs: list[Run] = field(default_factory=list)
+    full_blocks: int = 0
+    private: int = 0
+    #: Prompt tokens to prefill at the iteration it joins (set on admission).
+    joining_prefill: int = 0
+    admitted: int = -1
+
+    def key(self) -> tuple[int, int]:
+        return (self.priority, self.order)
+
+    def __lt__(self, other: _Sequence) -> bool:  # the waiting heap's order
+        return self.key() < other.key()
 
 
 class SimulatedEngine(Backend):
@@ -150,32 +173,55 @@ class SimulatedEngine(Backend):
         lengths: LengthModel | None = None,
         seed: int = 0,
         answers: int = 4,
+        memory: MemoryModel | None = None,
+        priority: Callable[[GenerationRequest], int] | None = None,
     ) -> None:
         self.cost = cost or CostModel()
         self.lengths = lengths or LengthModel()
         self.seed = seed
         self.answers = answers
+        self.memory = memory
+        self.priority = priority
+        self.pool = BlockPool(memory) if memory is not None else None
         self.trace: dict[str, GenerationTrace] = {}
         self.busy_batch_seconds = 0.0
+        #: Blocks in use integrated over time (memory model only), for `kv_utilisation`.
+        self.busy_block_seconds = 0.0
         self.iterations = 0
         self.peak_batch = 0
-        self._waiting: deque[_Sequence] = deque()
+        self._waiting: list[_Sequence] = []  # a heap by (priority, arrival)
         self._running: list[_Sequence] = []
+        self._arrivals = itertools.count()
+        self._admissions = itertools.count()
         self._wake: asyncio.Future[None] | None = None
         self._server: asyncio.Task[None] | None = None
 
     @property
     def description(self) -> str:
-        return f"the simulated engine (B={self.cost.max_batch})"
+        memory = f", {self.memory.description}" if self.memory is not None else ""
+        return f"the simulated engine (B={self.cost.max_batch}{memory})"
 
     def count_tokens(self, text: str) -> int:
-        declared = sum(int(n) for n in _DECLARED.findall(text))
+        declared = sum(int(n) for n, _ in _DECLARED.findall(text))
         return declared + len(_DECLARED.sub(" ", text).split())
+
+    def prompt_runs(self, text: str) -> list[Run]:
+        """The full blocks of a prompt as runs: words are one token each, a quoted completion
+        is its declared number of tokens of its own identity."""
+        assert self.memory is not None
+        pieces: list[tuple[str, int]] = []
+        pos = 0
+        for m in _DECLARED.finditer(text):
+            pieces += [(w, 1) for w in text[pos : m.start()].split()]
+            pieces.append((f"\0{m.group(2) or m.group(0)}", int(m.group(1))))
+            pos = m.end()
+        pieces += [(w, 1) for w in text[pos:].split()]
+        return layout(pieces, self.memory.block_tokens)
 
     def _completion_text(self, request: GenerationRequest, tokens: int) -> str:
         answer = stable_rng("sim-answer", self.seed, request.key).randrange(self.answers)
         return (
-            f"<sim-completion tokens={tokens}/>\n"
+            f'<sim-completion tokens={tokens} of="{request.key}"/>\n'
             f"<answer>{answer}</answer> \\boxed{{{answer}}}\nFinal answer: {answer}"
         )
 
@@ -185,37 +231,131 @@ class SimulatedEngine(Backend):
             raise RuntimeError("the simulated engine runs only on a VirtualClockLoop")
         wanted = self.lengths.sample(self.seed, request.key)
         tokens = min(wanted, request.max_tokens)
+        text = request.prompt_text()
         trace = GenerationTrace(
             key=request.key,
             problem=str(request.meta.get("problem_id", request.key)),
             step=int(request.meta.get("step", 0)),
-            prompt_tokens=self.count_tokens(request.prompt_text()),
+            prompt_tokens=self.count_tokens(text),
             completion_tokens=tokens,
             submitted=loop.time(),
         )
-        self.trace[request.key] = trace
         seq = _Sequence(
             trace=trace,
             target=tokens,
             future=loop.create_future(),
             text=self._completion_text(request, tokens),
             finish_reason="length" if wanted > tokens else "stop",
+            order=next(self._arrivals),
+            priority=self.priority(request) if self.priority is not None else 0,
         )
-        self._waiting.append(seq)
+        if self.memory is not None:
+            needed = self.memory.blocks_for(trace.prompt_tokens + request.max_tokens)
+            if needed > self.memory.blocks:
+                raise BackendError(
+                    f"{self.description} cannot hold a {trace.prompt_tokens}-token prompt "
+                    f"with max_tokens={request.max_tokens}: that takes {needed} KV blocks, "
+                    f"the pool has {self.memory.blocks}"
+                )
+            seq.runs = trace.runs = self.prompt_runs(text)
+            seq.full_blocks = run_blocks(seq.runs)
+        self.trace[request.key] = trace
+        heapq.heappush(self._waiting, seq)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
         if self._server is None or self._server.done():
             self._server = loop.create_task(self._serve(loop))
         return await seq.future
 
+    # -- KV-cache bookkeeping (memory model only) -------------------------------------------
+
+    def _blocks_needed(self, seq: _Sequence, ahead: int = 0) -> int:
+        """Private blocks `seq` needs to emit its next token, `ahead` iterations from now:
+        its prompt and decoded tokens so far, less the shareable full prompt blocks."""
+        assert self.memory is not None
+        total = self.memory.blocks_for(seq.trace.prompt_tokens + seq.produced + ahead)
+        return total - seq.full_blocks
+
+    def _release(self, seq: _Sequence) -> None:
+        if self.pool is not None:
+            self.pool.release(seq.runs, seq.private)
+            seq.private = 0
+
+    def _make_room(self) -> bool:
+        """Give every running sequence the blocks of its next token, preempting as vLLM does
+        while they do not fit; True if any sequence was preempted."""
+        assert self.pool is not None
+        growth = {id(s): self._blocks_needed(s) - s.private for s in self._running}
+        need = sum(growth.values())
+        preempted = False
+        while need > self.pool.free:
+            if self.priority is None:
+                victim = max(self._running, key=lambda s: s.admitted)
+            else:
+                victim = max(self._running, key=_Sequence.key)
+            self._running.remove(victim)
+            need -= growth[id(victim)]
+            self._release(victim)
+            victim.trace.preemptions += 1
+            heapq.heappush(self._waiting, victim)
+            preempted = True
+        for seq in self._running:
+            self.pool.grow(growth[id(seq)])
+            seq.private += growth[id(seq)]
+        return preempted
+
+    def _fits(self, seq: _Sequence) -> bool:
+        assert self.pool is not None
+        private = self._blocks_needed(seq)
+        return self.pool.missing_blocks(seq.runs) + private <= self.pool.free
+
+    def _iterations_that_fit(self, most: int) -> int:
+        """The most iterations (<= `most`) the running sequences can decode before one of
+        them needs a block the pool does not have."""
+        assert self.pool is not None
+        free = self.pool.free
+
+        def extra(k: int) -> int:
+            return sum(self._blocks_needed(s, k - 1) - s.private for s in self._running)
+
+        lo, hi = 1, most  # extra(1) == 0 after _make_room
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if extra(mid) <= free:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    # -- the serving loop ---------------------------------------------------------------------
+
     def _admit(self, now: float) -> list[_Sequence]:
         admitted = []
         while self._waiting and len(self._running) < self.cost.max_batch:
-            seq = self._waiting.popleft()
+            seq = self._waiting[0]
             if seq.future.cancelled():
+                heapq.heappop(self._waiting)
                 continue
-            seq.trace.started = now
-            seq.trace.own_prefill_s = self.cost.prefill_per_token_s * seq.trace.prompt_tokens
+            tokens = seq.trace.prompt_tokens + seq.produced
+            cached = 0
+            if self.pool is not None:
+                if not self._fits(seq):
+                    break
+                hit = self.pool.cached_blocks(seq.runs) * self.pool.memory.block_tokens
+                cached = min(hit, tokens - 1)
+                seq.private = self._blocks_needed(seq)
+                self.pool.acquire(seq.runs, seq.private)
+            heapq.heappop(self._waiting)
+            trace = seq.trace
+            if seq.admitted < 0:
+                trace.started = now
+                trace.own_prefill_s = self.cost.prefill_per_token_s * trace.prompt_tokens
+            else:
+                trace.recomputed_tokens += tokens - cached
+            seq.joining_prefill = tokens - cached
+            trace.prefill_tokens += tokens - cached
+            trace.cached_tokens += cached
+            seq.admitted = next(self._admissions)
             self._running.append(seq)
             admitted.append(seq)
         return admitted
@@ -242,8 +382,11 @@ class SimulatedEngine(Backend):
     async def _serve(self, loop: VirtualClockLoop) -> None:
         while True:
             await loop.wait_idle()  # every client has reacted to the last answers
-            admitted = self._admit(loop.time())
-            self._running = [s for s in self._running if not s.future.cancelled()]
+            for seq in [s for s in self._running if s.future.cancelled()]:
+                self._running.remove(seq)
+                self._release(seq)
+            preempted = self._make_room() if self.pool is not None else False
+            admitted = [] if preempted else self._admit(loop.time())
             if not self._running:
                 if not self._waiting:
                     self._wake = loop.create_future()
@@ -252,21 +395,33 @@ class SimulatedEngine(Backend):
                 continue
             batch = len(self._running)
             self.peak_batch = max(self.peak_batch, batch)
-            prefill = self.cost.prefill_per_token_s * sum(s.trace.prompt_tokens for s in admitted)
+            prefill = self.cost.prefill_per_token_s * sum(s.joining_prefill for s in admitted)
             step = self.cost.decode_iteration(batch)
             most = min(s.target - s.produced for s in self._running)
+            if self.pool is not None:
+                most = self._iterations_that_fit(most)
+            used_before = self.pool.used if self.pool is not None else 0
             done = await self._iterations_run(loop, prefill, step, most)
             self.iterations += done
             self.busy_batch_seconds += batch * (prefill + done * step)
             now = loop.time()
-            still = []
             for seq in self._running:
                 seq.produced += done
                 seq.trace.decode_s += done * step
+                if self.pool is not None:  # the blocks held in the last of those iterations
+                    grown = self._blocks_needed(seq, -1) - seq.private
+                    self.pool.grow(grown)
+                    seq.private += grown
+            if self.pool is not None:  # growth is about linear over the span: take the mean
+                used = (used_before + self.pool.used) / 2
+                self.busy_block_seconds += used * (prefill + done * step)
+            still = []
+            for seq in self._running:
                 if seq.produced < seq.target:
                     still.append(seq)
                     continue
                 seq.trace.finished = now
+                self._release(seq)
                 if not seq.future.done():
                     seq.future.set_result(
                         Completion(
@@ -280,7 +435,26 @@ class SimulatedEngine(Backend):
 
     def lower_bound(self) -> LowerBound:
         """`lower_bound` over everything this engine has served."""
-        return lower_bound(self.trace.values(), self.cost)
+        return lower_bound(self.trace.values(), self.cost, self.memory)
+
+    def kv_stats(self) -> KVStats:
+        traces = self.trace.values()
+        prefilled = sum(t.prefill_tokens for t in traces)
+        return KVStats(
+            capacity_blocks=self.pool.capacity if self.pool is not None else 0,
+            peak_blocks=self.pool.peak if self.pool is not None else 0,
+            preemptions=sum(t.preemptions for t in traces),
+            preempted_tokens=sum(t.recomputed_tokens for t in traces),
+            computed_tokens=prefilled + sum(t.completion_tokens for t in traces),
+            cached_tokens=sum(t.cached_tokens for t in traces),
+            prefilled_tokens=prefilled,
+        )
+
+    def kv_utilisation(self, wall_s: float) -> float:
+        """Mean share of the KV pool in use over `wall_s` seconds (0 without memory model)."""
+        if self.pool is None or wall_s <= 0:
+            return 0.0
+        return self.busy_block_seconds / (self.pool.capacity * wall_s)
 
     def utilisation(self, wall_s: float) -> float:
         """Mean busy batch over `wall_s` seconds, as a share of B."""

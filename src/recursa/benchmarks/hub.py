@@ -20,8 +20,6 @@ from recursa.hashing import stable_rng
 from recursa.tasks import Problem
 
 SUPERGPQA_SIZE = 1000
-#: The subset is fixed (not the run seed) so every run of `supergpqa` sees the same questions.
-SUPERGPQA_SUBSET_SEED = 0
 _PROBE_TIMEOUT_S = 5.0
 
 
@@ -36,6 +34,7 @@ SOURCES: dict[str, HubSource] = {
     "aime25": HubSource("MathArena/aime_2025", "train", "math"),
     "hmmt25": HubSource("MathArena/hmmt_feb_2025", "train", "math"),
     "supergpqa": HubSource("m-a-p/SuperGPQA", "train", "mcq"),
+    "deepscaler": HubSource("agentica-org/DeepScaleR-Preview-Dataset", "train", "math"),
 }
 
 
@@ -135,12 +134,23 @@ def supergpqa_rows(rows: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, Pro
             yield index, skip
 
 
-def seeded_subset(rows: list[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
-    """`size` rows drawn without replacement by a stable RNG, kept in their original order."""
-    if size >= len(rows):
-        return rows
-    picked = sorted(stable_rng("supergpqa-subset", seed).sample(range(len(rows)), size))
-    return [rows[i] for i in picked]
+def paper_subset(
+    rows: list[dict[str, Any]], size: int | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of the paper's SuperGPQA questions (by uuid), in the paper's order: all 1,000,
+    or its first `size`; and a note naming uuids the rows lack (none on the real dataset)."""
+    from recursa.benchmarks.paper import supergpqa_uuids
+
+    wanted = supergpqa_uuids()[: size or SUPERGPQA_SIZE]
+    by_uuid = {str(r.get("uuid")): r for r in rows if r.get("uuid") is not None}
+    missing = [u for u in wanted if u not in by_uuid]
+    notes = []
+    if missing:
+        notes.append(
+            f"{len(missing)} of the paper's {len(wanted)} SuperGPQA questions are not in this "
+            f"copy of the dataset (first: {missing[0]}); running without them"
+        )
+    return [by_uuid[u] for u in wanted if u in by_uuid], notes
 
 
 def load_hub(spec: str, *, size: int | None, limit: int | None, strict: bool) -> Dataset:
@@ -149,7 +159,10 @@ def load_hub(spec: str, *, size: int | None, limit: int | None, strict: bool) ->
         raise UsageError(f"--size must be at least 1, not {size}")
     rows = fetch_rows(source)
     if source.task == "mcq":
-        count = SUPERGPQA_SIZE if size is None else size
-        subset = seeded_subset(rows, count, SUPERGPQA_SUBSET_SEED)
-        return collect(spec, supergpqa_rows(subset), strict=strict, limit=limit)
+        subset, notes = paper_subset(rows, size)
+        return collect(spec, supergpqa_rows(subset), strict=strict, limit=limit, notes=notes)
+    if size is not None and spec == "deepscaler" and size < len(rows):
+        # A seeded sample of `size` problems (kept in dataset order), as the RL mixture takes.
+        picked = sorted(stable_rng("deepscaler-sample", 0).sample(range(len(rows)), size))
+        rows = [rows[i] for i in picked]
     return collect(spec, math_rows(rows), strict=strict, limit=limit)

@@ -91,10 +91,25 @@ def parse_task_list(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _counts(tasks: list[str], total: int) -> list[int]:
-    """Split `total` problems over the tasks as evenly as possible (earlier tasks first)."""
-    base, extra = divmod(total, len(tasks))
-    return [base + (1 if i < extra else 0) for i in range(len(tasks))]
+def mix_counts(mix: str, tasks: list[str], total: int | None) -> list[int]:
+    """Problems per task of a mix: the paper's composition (`paper_sets.json`), or with
+    another `total` that composition scaled (largest remainders, ties to earlier tasks).
+    Tasks this reasoning-gym lacks are left out and their share goes to the others."""
+    from recursa.benchmarks.paper import rg_composition
+
+    paper = rg_composition(mix)
+    weights = [paper.get(t, 0) for t in tasks]
+    whole = sum(weights)
+    if total is None:
+        total = MIX_SIZE
+        if whole == MIX_SIZE:
+            return weights
+    exact = [w * total / whole for w in weights]
+    counts = [int(x) for x in exact]
+    order = sorted(range(len(tasks)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
 def _generate(
@@ -133,7 +148,9 @@ def _generate(
 def load_reasoning_gym(
     spec: str, *, size: int | None, seed: int, limit: int | None, strict: bool
 ) -> Dataset:
-    """`rg:TASK[,...]` (`size` problems per task, default 100) or a mix (`size` in all, 100)."""
+    """`rg:TASK[,...]` (`size` problems per task, default 100) or a mix (`size` in all, 100,
+    split over its tasks in the paper's proportions). Generators run with reasoning-gym's
+    default settings for each task and the run seed."""
     if size is not None and size < 1:
         raise UsageError(f"--size must be at least 1, not {size}")
     _require()
@@ -149,7 +166,7 @@ def load_reasoning_gym(
             )
         if not tasks:
             raise UsageError(f"this reasoning-gym version has none of the {spec} tasks")
-        counts = _counts(tasks, MIX_SIZE if size is None else size)
+        counts = mix_counts(spec, tasks, size)
     else:
         tasks = parse_task_list(spec)
         unknown = [t for t in tasks if t not in known]

@@ -17,6 +17,7 @@ from recursa.benchmarks.base import RowSkip
 from recursa.benchmarks.lcb import lcb_row_problem, looks_like_lcb
 from recursa.tasks import TASKS, Problem
 from recursa.tasks.arc import arc_problem_error
+from recursa.tasks.base import OWN_PROMPT
 from recursa.tasks.math import math_reference_error
 
 _LETTERS = string.ascii_uppercase
@@ -39,7 +40,7 @@ def _own_id(*sources: Mapping[str, Any] | None) -> str | None:
     for source in sources:
         if not source:
             continue
-        for key in ("id", "problem_id", "uid"):
+        for key in ("id", "problem_id", "uid", "uuid"):
             value = source.get(key)
             if value is not None and _text(value):
                 return _text(value)
@@ -124,6 +125,29 @@ def user_message(prompt: Any) -> str:
         return ""
     users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
     return _question(users[-1].get("content")) if users else ""
+
+
+def own_prompt(prompt: Any) -> str | list[dict[str, str]] | None:
+    """A verl row's prompt as it must be sent: the user message's text exactly (not stripped)
+    when the prompt is one user message, the messages themselves when it holds more (a
+    system message), None when it holds no user message with text."""
+    if isinstance(prompt, str):
+        return prompt if prompt.strip() else None
+    if not isinstance(prompt, (list, tuple)):
+        return None
+    messages = [
+        {"role": str(m.get("role")), "content": m.get("content")}
+        for m in prompt
+        if isinstance(m, Mapping)
+    ]
+    if not messages or not all(isinstance(m["content"], str) for m in messages):
+        return None
+    users = [m for m in messages if m["role"] == "user"]
+    if not users or not str(users[-1]["content"]).strip():
+        return None
+    if len(messages) == 1:
+        return str(messages[0]["content"])
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
 
 
 def _reference_type_error(answer: Any) -> str | None:
@@ -231,6 +255,12 @@ def verl_problem(index: int, row: Mapping[str, Any]) -> Problem:
     # The bare problem when the row keeps it (build-data rows, verl's example preprocessors):
     # the prompt may be an aggregation prompt or carry another answer-format instruction.
     question = _text(extra_info.get("question")) or user_message(row.get("prompt"))
+    # The plain prompt of a row that carries its own is that prompt, byte for byte (the
+    # reference sends the file's prompt as it is); an aggregation row's prompt is not one.
+    if extra_info.get("prompt_kind") != "aggregation" and OWN_PROMPT not in meta:
+        own = own_prompt(row.get("prompt"))
+        if own is not None:
+            meta[OWN_PROMPT] = own
     pid = _own_id(row, extra_info) or str(index)
     return check_problem(
         Problem(id=pid, question=question, answer=ground_truth, task=task, meta=meta)

@@ -15,12 +15,14 @@ from recursa.cli.options import (
 )
 from recursa.errors import RecursaError, UsageError
 from recursa.runs import EvalConfig, evaluate
-from recursa.runs.report import steps_table
+from recursa.runs.report import steps_table, uses_scores
 from recursa.sandbox import SandboxConfig
 
 BENCHMARK_HELP = (
-    "aime25, hmmt25, supergpqa, arc-agi-2, lcb-v6, rg:TASK[,TASK...], rg-games, rg-cognition, "
-    "or a local .jsonl/.json/.parquet file (LiveCodeBench rows are detected by their columns)"
+    "aime25, hmmt25, supergpqa, arc-agi-2, lcb-v6, deepscaler, rg:TASK[,TASK...], rg-games, "
+    "rg-cognition, paper:NAME (the paper's released file: aime25, hmmt25, rg_games, "
+    "rg_cognition, supergpqa; downloaded and checked by sha256), or a local "
+    ".jsonl/.json/.parquet file (LiveCodeBench rows are detected by their columns)"
 )
 
 
@@ -84,15 +86,22 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary, ensure_ascii=False, default=str))
         return 0
     final = result.summary["metrics"]
+    scores = uses_scores(result.summary)
+    paper = (
+        f", mean score {100 * final['mean_score']:.1f}% (the paper's number for Reasoning "
+        f"Gym), majority score {100 * final['majority_score']:.1f}%"
+        if scores
+        else ""
+    )
     print(
         f"{result.summary['benchmark']} ({result.summary['method']}, "
         f"{result.summary['problems']} problems): final answer accuracy "
         f"{100 * final['final_acc']:.1f}%, mean {100 * final['mean_acc']:.1f}%, majority "
-        f"{100 * final['majority_acc']:.1f}%, pass@N {100 * final['pass_at_n']:.1f}%"
+        f"{100 * final['majority_acc']:.1f}%, pass@N {100 * final['pass_at_n']:.1f}%{paper}"
     )
     empty = result.summary["run"].get("empty_completions", 0)
     if empty:
         print(f"({empty} completions were empty: candidates without an answer)")
-    print(steps_table(result.steps))
+    print(steps_table(result.steps, scores))
     print(f"\nresults in {result.run_dir}")
     return 0

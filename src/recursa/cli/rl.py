@@ -46,7 +46,16 @@ def register(sub: Any) -> None:
         "mix them with plain prompts and write OUT/train.parquet and OUT/val.parquet.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_model_flags(build.add_argument_group("data settings"), BuildSettings)
+    data = build.add_argument_group("data settings")
+    data.add_argument(
+        "--source",
+        dest="source",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="SOURCE[@COUNT]",
+        help=BuildSettings.model_fields["source"].description,
+    )
+    add_model_flags(data, BuildSettings, skip=frozenset({"source"}))
     add_model_flags(build.add_argument_group("backend settings"), BackendConfig)
     _config_flag(build)
     build.set_defaults(run=run, rl_run=run_build)

@@ -1,6 +1,9 @@
 """`recursa rl build-data`: the paper's aggregation-aware training mixture, as verl parquet.
 
-1. Problems come from SOURCE (anything `recursa eval` accepts), or from an eval RUN_DIR.
+1. Problems come from one or more SOURCEs (anything `recursa eval` accepts, or an eval
+   RUN_DIR), each optionally weighted as `SOURCE@COUNT` (COUNT problems from it: a seeded
+   sample, or for `rg:TASKS` COUNT generated per task); `--preset paper` is the paper's
+   mixture (16,000 DeepScaleR problems and 2,048 each of six Reasoning Gym tasks).
 2. The problems are split into train and validation (`val_fraction`, by problem, seeded),
    and in each split `agg_fraction` of them (rounded) get an aggregation prompt, the rest
    a plain prompt.
@@ -17,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm import tqdm
 
 from recursa.backends import Dispatcher, create_backend
@@ -32,6 +35,7 @@ from recursa.errors import UsageError
 from recursa.result import Candidate
 from recursa.rl.rows import build_row, mixture, split_validation, write_parquet
 from recursa.tasks import Problem
+from recursa.think import keep_think_alias
 
 TRAIN_FILE = "train.parquet"
 VAL_FILE = "val.parquet"
@@ -42,9 +46,19 @@ class BuildSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(
+    source: list[str] = Field(
+        default_factory=list,
         description="Problems: anything 'recursa eval' accepts (a benchmark name, rg:TASKS, "
-        "a local file), or an eval run directory whose journal holds candidates."
+        "a local file), or an eval run directory whose journal holds candidates; repeat for "
+        "a mixture, each as SOURCE@COUNT to take COUNT problems from it (rg:TASKS: COUNT "
+        "per task).",
+        json_schema_extra={"metavar": "SOURCE[@COUNT]"},
+    )
+    preset: Literal["paper"] | None = Field(
+        None,
+        description="A named mixture instead of --source: 'paper' is the paper's RL data "
+        "(deepscaler@16000 and 2,048 each of tower_of_hanoi, sokoban, knight_swap, "
+        "rush_hour, arc_1d, sentence_reordering).",
     )
     out: str = Field(description="Output directory: train.parquet, val.parquet, journal.")
     k: int = Field(4, ge=1, description="Candidates shown in each aggregation prompt, K.")
@@ -64,16 +78,34 @@ class BuildSettings(BaseModel):
     limit: int | None = Field(None, ge=1, description="Use at most this many problems.")
     max_tokens: int = Field(8192, ge=1, description="Maximum new tokens per candidate.")
     temperature: float = Field(1.0, ge=0.0, description="Sampling temperature of candidates.")
-    keep_think: bool = Field(
-        False, description="Keep <think> blocks in candidates shown for aggregation."
+    think: Literal["keep", "strip", "auto"] = Field(
+        "auto",
+        description="<think> blocks of candidates in aggregation rows: 'auto' keeps them, as "
+        "inference does when K candidates fit (training prompts are sized for K whole "
+        "candidates: K x max tokens + 1024), 'keep' the same, 'strip' removes them.",
     )
+    keep_think: bool | None = Field(None, description="Deprecated: --think keep / strip.")
     run_step: int = Field(
         1, ge=1, description="RUN_DIR source: the step whose population gives the candidates."
     )
     resume: bool = Field(False, description="Continue an interrupted build in --out.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_think_alias(cls, data: Any) -> Any:
+        return keep_think_alias(data)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _enough_candidates(self) -> BuildSettings:
+        if self.preset is not None and self.source:
+            raise ValueError("give --source or --preset, not both")
+        if self.preset is None and not self.source:
+            raise ValueError("--source (or --preset paper) is required")
         if self.candidates_per_problem is not None and self.candidates_per_problem < self.k:
             raise ValueError(
                 f"candidates_per_problem ({self.candidates_per_problem}) must be at least "
@@ -84,6 +116,21 @@ class BuildSettings(BaseModel):
     @property
     def m(self) -> int:
         return self.candidates_per_problem or self.k
+
+    @property
+    def sources(self) -> list[str]:
+        """The SOURCE[@COUNT] entries: the given ones, or the preset's."""
+        return list(PRESETS[self.preset]) if self.preset else list(self.source)
+
+
+#: Named mixtures. The paper: "16,000 DeepScaleR math problems plus 2,048 each from six
+#: Reasoning Gym tasks" (PAPER.md).
+PRESETS: dict[str, tuple[str, ...]] = {
+    "paper": (
+        "deepscaler@16000",
+        "rg:tower_of_hanoi,sokoban,knight_swap,rush_hour,arc_1d,sentence_reordering@2048",
+    )
+}
 
 
 @dataclass
@@ -130,8 +177,10 @@ def assemble(
     plan: Plan,
     s: BuildSettings,
     source: str,
+    origins: Mapping[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train rows, val rows), in the problems' order."""
+    """(train rows, val rows), in the problems' order; `origins` names each problem's own
+    source in a mixture (its rows' `data_source`)."""
     train: list[dict[str, Any]] = []
     val: list[dict[str, Any]] = []
     for problem in problems:
@@ -140,7 +189,8 @@ def assemble(
         shown = candidates.get(problem.id) if problem.id in plan.agg_ids else None
         if problem.id in plan.agg_ids and shown is None:
             raise UsageError(f"no candidates for problem {problem.id!r}")
-        rows.append(build_row(problem, source, len(rows), split, shown, s.k, s.seed, s.keep_think))
+        origin = (origins or {}).get(problem.id, source)
+        rows.append(build_row(problem, origin, len(rows), split, shown, s.k, s.seed, s.think))
     return train, val
 
 
@@ -163,7 +213,6 @@ async def sample_candidates(
         seed=s.seed,
         temperature=s.temperature,
         max_tokens=s.max_tokens,
-        keep_think=s.keep_think,
     )
     engine = Engine(
         dispatcher,
@@ -233,7 +282,16 @@ def write_splits(out: Path, train: list[dict[str, Any]], val: list[dict[str, Any
 
 #: Build settings that change which candidates are sampled: a resume must keep them.
 GENERATION_SETTINGS = frozenset(
-    {"source", "size", "limit", "seed", "candidates_per_problem", "max_tokens", "temperature"}
+    {
+        "source",
+        "preset",
+        "size",
+        "limit",
+        "seed",
+        "candidates_per_problem",
+        "max_tokens",
+        "temperature",
+    }
 )
 
 
@@ -271,7 +329,7 @@ def build_data(
     s: BuildSettings, backend_config: BackendConfig, *, quiet: bool = False
 ) -> BuildResult:
     """Build OUT/train.parquet and OUT/val.parquet (see the module docstring)."""
-    from recursa.rl.source import load_source
+    from recursa.rl.source import load_sources
     from recursa.runs.journal import Journal
     from recursa.runs.rundir import JOURNAL, SETTINGS, RunDir, write_json
     from recursa.runs.settings import check_same_run, dataset_fingerprint
@@ -280,8 +338,8 @@ def build_data(
     run_dir.prepare(s.resume)
     run_dir.lock()
     try:
-        source = load_source(
-            s.source,
+        source = load_sources(
+            s.sources,
             size=s.size,
             limit=s.limit,
             seed=s.seed,
@@ -296,23 +354,24 @@ def build_data(
                 check_same_run(recorded, current)
         write_json(run_dir.file(SETTINGS), current)
         plan = plan_mixture(problems, s)
-        generated = reused = 0
-        if source.candidates is not None:
-            candidates = source.candidates
-            reused = sum(len(candidates[i]) for i in plan.agg_ids)
-        else:
+        generated = 0
+        candidates = dict(source.candidates or {})
+        reused = sum(len(candidates[i]) for i in plan.agg_ids if i in candidates)
+        wanted = [p for p in problems if p.id in plan.agg_ids and p.id not in candidates]
+        if wanted:
             journal = Journal(run_dir.file(JOURNAL))
             journal.begin_session()
             try:
-                wanted = [p for p in problems if p.id in plan.agg_ids]
-                candidates, reused = journaled(journal, wanted, s.m)
+                stored, found = journaled(journal, wanted, s.m)
+                candidates.update(stored)
+                reused += found
                 missing = [p for p in wanted if p.id not in candidates]
                 candidates.update(generate_candidates(missing, backend_config, s, journal, quiet))
                 generated = journal.requested
             finally:
                 journal.end_session()
                 journal.close()
-        train, val = assemble(problems, candidates, plan, s, source.name)
+        train, val = assemble(problems, candidates, plan, s, source.name, source.origins)
         write_splits(run_dir.path, train, val)
         aggregation = sum(1 for r in train + val if r["extra_info"]["prompt_kind"] == "aggregation")
         write_json(

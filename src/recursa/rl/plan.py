@@ -71,9 +71,11 @@ def plan(
 
 def report(settings: TrainSettings) -> str:
     """The dry run's text."""
+    from recursa.rl.hub_data import is_hub_name
     from recursa.rl.model import load_config
 
-    data_file(settings.data)
+    if not is_hub_name(settings.data):  # a hub dataset is downloaded only when training
+        data_file(settings.data)
     arch = Architecture.from_config(load_config(settings.model))
     gpu = this_gpu(settings)
     args, dtype, m = plan(settings, arch, gpu)

@@ -4,8 +4,10 @@ A row's prompt is built with exactly the prompt builders inference uses
 (`recursa.prompts.plain_messages` and `aggregation_messages`); an aggregation row shows K
 candidates of its own problem, chosen with the engine's seeded subset draw
 (`draw_subset(seed, problem id, step 2, slot 0, M, K)`) and with `<think>` blocks stripped
-as at inference. Files are written deterministically: rows in a fixed order, a fixed
-schema, no pandas metadata and no timestamps, so the same inputs give the same bytes.
+as the think policy says (`auto`, the default, keeps them whole as inference does when the
+K candidates fit; training prompts are sized for that). Files are written
+deterministically: rows in a fixed order, a fixed schema, no pandas metadata and no
+timestamps, so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def build_row(
     candidates: Sequence[str] | None,
     k: int,
     seed: int,
-    keep_think: bool = False,
+    think: str = "auto",
 ) -> dict[str, Any]:
     """One verl row: a plain prompt, or (with candidates) an aggregation prompt over K of
     them drawn with the engine's seeded subset RNG."""
@@ -114,7 +116,7 @@ def build_row(
                 f"prompt needs K = {k}"
             )
         slots = draw_subset(seed, problem.id, SUBSET_STEP, SUBSET_SLOT, len(candidates), k)
-        shown = [candidates[s] if keep_think else strip_think(candidates[s]) for s in slots]
+        shown = [candidates[s] if think != "strip" else strip_think(candidates[s]) for s in slots]
         messages = aggregation_messages(task, problem, shown)
         kind = AGGREGATION
     return {

@@ -33,6 +33,75 @@ class Source:
     problems: list[Problem]
     candidates: Candidates | None = None
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    #: In a mixture: each problem's own source (its rows' data_source), by problem id.
+    origins: dict[str, str] = field(default_factory=dict)
+
+
+def parse_entry(entry: str) -> tuple[str, int | None]:
+    """`SOURCE@COUNT` -> (SOURCE, COUNT); a plain SOURCE -> (SOURCE, None)."""
+    spec, at, count = entry.strip().rpartition("@")
+    if at and count.strip().isdigit():
+        if int(count) < 1:
+            raise UsageError(f"--source {entry!r}: the count must be at least 1")
+        return spec.strip(), int(count)
+    return entry.strip(), None
+
+
+def _sample(problems: list[Problem], count: int | None, seed: int, spec: str) -> list[Problem]:
+    """`count` problems of a source, a seeded sample kept in the source's order."""
+    if count is None or count >= len(problems):
+        return problems
+    from recursa.hashing import stable_rng
+
+    picked = sorted(stable_rng("rl-source", seed, spec).sample(range(len(problems)), count))
+    return [problems[i] for i in picked]
+
+
+def load_sources(
+    entries: list[str],
+    *,
+    size: int | None,
+    limit: int | None,
+    seed: int,
+    run_step: int = 1,
+    max_candidates: int | None = None,
+) -> Source:
+    """The problems of one or more SOURCE[@COUNT] entries, in entry order. COUNT takes that
+    many problems from the source (a seeded sample; for `rg:TASKS` that many generated per
+    task, as --size means there). A problem id that another source already used becomes
+    `SOURCE#ID`. One entry without a count is `load_source` itself."""
+    single = len(entries) == 1 and parse_entry(entries[0])[1] is None
+    problems: list[Problem] = []
+    candidates: Candidates = {}
+    skipped: list[tuple[int, str]] = []
+    origins: dict[str, str] = {}
+    for entry in entries:
+        spec, count = parse_entry(entry)
+        procedural = spec.startswith("rg:")
+        part = load_source(
+            spec,
+            size=count if procedural and count is not None else size,
+            limit=limit if single else None,
+            seed=seed,
+            run_step=run_step,
+            max_candidates=max_candidates,
+        )
+        chosen = part.problems if procedural else _sample(part.problems, count, seed, spec)
+        skipped += part.skipped
+        for problem in chosen:
+            own = problem.id
+            if own in origins:
+                problem.id = f"{spec}#{own}"
+            origins[problem.id] = part.name
+            if part.candidates and own in part.candidates:
+                candidates[problem.id] = part.candidates[own]
+            problems.append(problem)
+    if limit is not None:
+        problems = problems[:limit]
+    if single:
+        origins = {}  # one source: rows are named after it, as Source.name says
+    name = " + ".join(entries)
+    return Source(name, problems, candidates or None, skipped, origins)
 
 
 def is_run_dir(spec: str) -> bool:

@@ -50,7 +50,8 @@ class TrainSettings(BaseModel):
 
     data: str = Field(
         description="Training data: a directory holding train.parquet (verl RL schema, as "
-        "'recursa rl build-data' writes it) or one parquet file."
+        "'recursa rl build-data' writes it), one parquet file, or a Hugging Face hub dataset "
+        "OWNER/NAME in that schema, e.g. the paper's RSA-RL/DeepScaleR-RG-Aggregator-RL."
     )
     model: str = Field(
         description="Policy to train: a Hugging Face model directory or name, or a GGUF file "
@@ -170,8 +171,24 @@ def data_file(data: str) -> Path:
     return path
 
 
-def load_rows(path: Path) -> Any:
-    """The parquet file as an in-memory `datasets.Dataset` (no cache files written)."""
+def data_files(data: str) -> list[Path]:
+    """The training parquet files named by --data: a local file or DIR/train.parquet, or a
+    hub dataset's train files (downloaded, `recursa.rl.hub_data`)."""
+    from recursa.rl.hub_data import download, is_hub_name
+
+    return download(data) if is_hub_name(data) else [data_file(data)]
+
+
+def load_rows(path: Path | Sequence[Path]) -> Any:
+    """The parquet file(s) as one in-memory `datasets.Dataset` (no cache files written)."""
+    if not isinstance(path, Path):
+        import pyarrow as pa
+
+        tables = [load_rows(p).data.table for p in path]
+        from datasets import Dataset
+        from datasets.table import InMemoryTable
+
+        return Dataset(InMemoryTable(pa.concat_tables(tables, promote_options="default")))
     try:
         import pyarrow.parquet as pq
         from datasets import Dataset
@@ -345,8 +362,7 @@ def train(
     from recursa.rl.model import load_policy
 
     out = Path(settings.out).expanduser()
-    path = data_file(settings.data)
-    dataset = load_rows(path)
+    dataset = load_rows(data_files(settings.data))
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
     bf16_gpu = cuda and torch.cuda.is_bf16_supported()

@@ -24,6 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recursa.errors import UsageError
+from recursa.rl.hub_data import SCRIPT_DOWNLOAD, is_hub_name
 from recursa.rl.train import default_prompt_length
 
 #: The verl releases whose trainer configuration the overrides are checked against.
@@ -39,7 +40,9 @@ class VerlSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: str = Field(
-        description="Directory with train.parquet (and val.parquet) from 'recursa rl build-data'."
+        description="Directory with train.parquet (and val.parquet) from 'recursa rl build-data', "
+        "or a Hugging Face hub dataset OWNER/NAME in the verl RL schema (the script downloads "
+        "it), e.g. the paper's RSA-RL/DeepScaleR-RG-Aggregator-RL."
     )
     model: str = Field(description="Hugging Face model name or directory to train.")
     out: str = Field(description="Where to write the bash launch script.")
@@ -127,11 +130,21 @@ def overrides_for_validation(data: Path, test_freq: int) -> list[tuple[str, obje
 def overrides(s: VerlSettings) -> list[tuple[str, str]]:
     """(hydra key, bash word) pairs; `$VARS` refer to the variables the script sets first."""
     seq = s.prompt_limit + s.response_limit
+    if is_hub_name(s.data):  # the script downloads it: $TRAIN_FILES is a hydra list
+        files: list[tuple[str, object]] = [
+            ("data.train_files", '"$TRAIN_FILES"'),
+            ("data.val_files", '"$TRAIN_FILES"'),
+            ("trainer.test_freq", -1),
+        ]
+    else:
+        files = [
+            ("data.train_files", '"$DATA_DIR/train.parquet"'),
+            *overrides_for_validation(Path(s.data).expanduser(), s.test_freq),
+        ]
     items: list[tuple[str, object]] = [
         ("algorithm.adv_estimator", "rloo"),
         ("algorithm.use_kl_in_reward", "False"),
-        ("data.train_files", '"$DATA_DIR/train.parquet"'),
-        *overrides_for_validation(Path(s.data).expanduser(), s.test_freq),
+        *files,
         ("data.prompt_key", "prompt"),
         ("data.max_prompt_length", s.prompt_limit),
         ("data.max_response_length", s.response_limit),
@@ -181,6 +194,16 @@ def _dir_word(data: str) -> str:
     return str(path.resolve()) if path.exists() else data
 
 
+def _data_lines(data: str) -> list[str]:
+    """The script's data variables: DATA_DIR for build-data output; for a hub dataset,
+    TRAIN_FILES, the downloaded train files as a hydra list."""
+    if is_hub_name(data):
+        download = SCRIPT_DOWNLOAD.format(name=shlex.quote(data))
+        return [f"# Training data: the hub dataset {data}, downloaded here.",
+                f'TRAIN_FILES="${{TRAIN_FILES:-{download}}}"']  # fmt: skip
+    return [f'DATA_DIR="${{DATA_DIR:-{_dir_word(data)}}}"']
+
+
 def render_script(s: VerlSettings) -> str:
     """The launch script's text."""
     lines = [
@@ -194,7 +217,7 @@ def render_script(s: VerlSettings) -> str:
         f"# For verl {SUPPORTED_VERL} (reward.custom_reward_function, rollout.max_model_len).",
         "set -euo pipefail",
         "",
-        f'DATA_DIR="${{DATA_DIR:-{_dir_word(s.data)}}}"',
+        *_data_lines(s.data),
         f'MODEL="${{MODEL:-{s.model}}}"',
         f'NNODES="${{NNODES:-{s.nodes}}}"',
         f'GPUS_PER_NODE="${{GPUS_PER_NODE:-{s.gpus_per_node}}}"',

@@ -6,9 +6,13 @@
 | `majority` | T = 1 (independent samples, majority vote) | N = B |
 | `self-refine` | K = 1 | T = B / N |
 | `single-aggregation` | T = 2 | N = B / 2 |
-| `self-verify` | T = 1, then one True/False judgement per sample | N = B / 2 |
+| `self-verify` | T = 1, then one True/False judgement per sample | N = floor(B x M / (M + V)) |
 
-A judgement is a model call, so self-verify spends 2N generations. B must divide evenly; a
+The budget counts generated tokens in units of one generation (M = max tokens): a sample may
+write M tokens, a judgement only V = `verify_max_tokens` (10), so N samples and their N
+judgements cost N x (M + V) / M generations and self-verify takes the largest N that fits
+(B = 16 at M = 8192: N = 15; each judgement also reads its candidate, prompt tokens that the
+budget, like the paper's, does not count). For the other methods B must divide evenly; a
 setting the method fixes (or the budget derives) may be given only with the value it implies.
 """
 
@@ -47,7 +51,24 @@ def _divide(budget: int, by: int, method: str, what: str) -> int:
     return budget // by
 
 
-def apply_method(method: str, values: dict[str, Any], budget: int | None) -> dict[str, Any]:
+def verify_population_size(budget: int, max_tokens: int, verify_max_tokens: int) -> int:
+    """Self-verify's N for a budget: the largest N with N x (M + V) <= B x M."""
+    n = budget * max_tokens // (max_tokens + verify_max_tokens)
+    if n < 1:
+        raise UsageError(
+            f"--budget {budget} leaves no room for one sample and its judgement with method "
+            "self-verify"
+        )
+    return n
+
+
+def apply_method(
+    method: str,
+    values: dict[str, Any],
+    budget: int | None,
+    *,
+    verify_max_tokens: int = 10,
+) -> dict[str, Any]:
     """The flat settings with the method's N, K, T filled in (see the module table)."""
     if method not in METHODS:
         raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -71,7 +92,9 @@ def apply_method(method: str, values: dict[str, Any], budget: int | None) -> dic
     else:  # self-verify
         _fix(out, "t", 1, "method self-verify")
         if budget is not None:
-            _fix(out, "n", _divide(budget, 2, method, "samples and judgements"), "--budget")
+            max_tokens = int(out.get("max_tokens") or _default("max_tokens"))
+            n = verify_population_size(budget, max_tokens, verify_max_tokens)
+            _fix(out, "n", n, "--budget")
     # K only matters from step 2 on; keep it valid (K <= N) when the user left it unset.
     if "k" not in values and int(out.get("t") or _default("t")) == 1:
         out["k"] = 1

@@ -1,13 +1,16 @@
 """Per-step and final metrics of an evaluation, from graded populations.
 
-A candidate is correct when its grade is 1 (`Grade.correct`; partial scores, which some
-Reasoning Gym scorers give, are recorded but count as wrong). Per step, over problems:
+A candidate is correct when its grade is 1 (`Grade.correct`). Per step, over problems:
 - mean_acc (the paper's pass@1): mean correctness over the N members, averaged over problems;
-- pass_at_n: share of problems with at least one correct member;
-- majority_acc: the largest answer cluster (task equivalence, `selection.ranked_clusters`)
-  graded through its first member;
+- mean_score: the same over the scorer's raw score (the reference's definition, which gives
+  Reasoning Gym's partial credit; equal to mean_acc where scores are 0 or 1);
+- pass_at_n: share of problems with at least one correct member (score 1, as the reference);
+- majority_acc / majority_score: the largest answer cluster (task equivalence,
+  `selection.ranked_clusters`) graded through its first member: correct, or its raw score;
 - pass_at_2 (ARC problems only): either of the two largest clusters is correct;
-- tokens: prompt and completion totals, means and medians per generation at that step.
+- tokens: prompt and completion totals, means, medians and (completion) the 25th and 75th
+  percentiles per generation at that step (numpy's default linear interpolation, as the
+  reference reports q25/q75).
 A problem that stopped early (early stop) keeps its last population for the later steps.
 `MetricsBook` keeps running totals, not the records: memory does not grow with problems or
 steps. The sums are exact (integers, fractions, token histograms), so the numbers do not
@@ -40,6 +43,7 @@ class StepRecord:
     majority_correct: bool
     top2_correct: bool
     agreement: float
+    majority_score: float = 0.0
     prompt_tokens: list[int] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
 
@@ -51,6 +55,7 @@ class StepRecord:
             "reasons": self.reasons,
             "majority_answer": self.majority_answer,
             "majority_correct": self.majority_correct,
+            "majority_score": self.majority_score,
             "agreement": self.agreement,
             "completion_tokens": self.completion_tokens,
         }
@@ -72,6 +77,7 @@ async def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) 
         majority_answer=top.answer,
         majority_correct=correct[top.members[0]],
         top2_correct=any(correct[c.members[0]] for c in clusters[:2]),
+        majority_score=grades[top.members[0]].score,
         agreement=len(top.members) / len(step.candidates),
         prompt_tokens=[c.prompt_tokens for c in step.candidates],
         completion_tokens=[c.completion_tokens for c in step.candidates],
@@ -86,16 +92,22 @@ class Outcome:
     final_correct: bool
     is_arc: bool
     verified_acc: float | None = None
+    verified_score: float | None = None
+    is_rg: bool = False
     verify_prompt_tokens: int = 0
     verify_completion_tokens: int = 0
 
 
-def _token_stats(prefix: str, counts: TokenCounts) -> dict[str, Any]:
-    return {
+def _token_stats(prefix: str, counts: TokenCounts, quartiles: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
         f"{prefix}_tokens": counts.total,
         f"{prefix}_tokens_mean": counts.mean(),
         f"{prefix}_tokens_median": counts.median(),
     }
+    if quartiles:
+        out[f"{prefix}_tokens_q25"] = counts.percentile(25)
+        out[f"{prefix}_tokens_q75"] = counts.percentile(75)
+    return out
 
 
 class TokenCounts:
@@ -137,6 +149,27 @@ class TokenCounts:
                 break
         return float(found[0]) if found[0] == found[1] else (found[0] + found[1]) / 2
 
+    def _value_at(self, position: int) -> int:
+        """The value at a 0-based position of the sorted expanded counts."""
+        seen = 0
+        for value in sorted(self.histogram):
+            seen += self.histogram[value]
+            if position < seen:
+                return value
+        raise IndexError(position)
+
+    def percentile(self, q: float) -> float:
+        """As `numpy.percentile(counts, q)` with its default linear interpolation."""
+        if not self.n:
+            return 0.0
+        position = Fraction(self.n - 1) * Fraction(q) / 100
+        lo = int(position)
+        low = self._value_at(lo)
+        if position == lo:
+            return float(low)
+        high = self._value_at(lo + 1)
+        return float(low + (high - low) * (position - lo))
+
 
 class _StepTotals:
     """One step's sums over the problems added so far. Correctness sums are exact (integers
@@ -145,8 +178,10 @@ class _StepTotals:
     def __init__(self) -> None:
         self.problems = 0
         self.mean_acc = Fraction(0)
+        self.mean_score = Fraction(0)
         self.pass_at_n = 0
         self.majority = 0
+        self.majority_score = Fraction(0)
         self.arc = 0
         self.top2 = 0
         self.prompt = TokenCounts()
@@ -156,8 +191,11 @@ class _StepTotals:
         self.problems += 1
         if record.correct:
             self.mean_acc += Fraction(sum(record.correct), len(record.correct))
+            scores = sum((Fraction(s) for s in record.scores), Fraction(0))
+            self.mean_score += scores / len(record.scores)
         self.pass_at_n += any(record.correct)
         self.majority += record.majority_correct
+        self.majority_score += Fraction(record.majority_score)
         if is_arc:
             self.arc += 1
             self.top2 += record.top2_correct
@@ -181,7 +219,9 @@ class MetricsBook:
         self.problems = 0
         self._final_correct = 0
         self._verified = Fraction(0)
+        self._verified_score = Fraction(0)
         self._verified_n = 0
+        self._rg = 0
         self._verify_prompt = 0
         self._verify_completion = 0
 
@@ -197,7 +237,9 @@ class MetricsBook:
         self._final_correct += outcome.final_correct
         if outcome.verified_acc is not None:
             self._verified += Fraction(outcome.verified_acc)
+            self._verified_score += Fraction(outcome.verified_score or 0.0)
             self._verified_n += 1
+        self._rg += outcome.is_rg
         self._verify_prompt += outcome.verify_prompt_tokens
         self._verify_completion += outcome.verify_completion_tokens
 
@@ -210,14 +252,16 @@ class MetricsBook:
                 "step": t + 1,
                 "problems": s.problems,
                 "mean_acc": _share(s.mean_acc, s.problems),
+                "mean_score": _share(s.mean_score, s.problems),
                 "pass_at_n": _share(s.pass_at_n, s.problems),
                 "majority_acc": _share(s.majority, s.problems),
+                "majority_score": _share(s.majority_score, s.problems),
             }
             if s.arc:
                 line["pass_at_2"] = _share(s.top2, s.arc)
             line["generations"] = s.completion.n
             line.update(_token_stats("prompt", s.prompt))
-            line.update(_token_stats("completion", s.completion))
+            line.update(_token_stats("completion", s.completion, quartiles=True))
             line["cumulative_tokens"] = cumulative
             lines.append(line)
         return lines
@@ -228,19 +272,30 @@ class MetricsBook:
         last = dict(lines[-1]) if lines else {}
         out: dict[str, Any] = {
             key: last[key]
-            for key in ("mean_acc", "pass_at_n", "majority_acc", "pass_at_2")
+            for key in (
+                "mean_acc",
+                "mean_score",
+                "pass_at_n",
+                "majority_acc",
+                "majority_score",
+                "pass_at_2",
+            )
             if key in last
         }
+        # The paper's number for Reasoning Gym is the raw score; for every other family the
+        # two agree (scores are 0 or 1).
+        out["paper_metric"] = "mean_score" if self._rg else "mean_acc"
         out["final_acc"] = _share(self._final_correct, self.problems)
         if self._verified_n:
             out["verified_acc"] = _share(self._verified, self._verified_n)
+            out["verified_score"] = _share(self._verified_score, self._verified_n)
         prompt, completion = TokenCounts(), TokenCounts()
         for s in self._totals:
             prompt.merge(s.prompt)
             completion.merge(s.completion)
         out["generations"] = completion.n
         out.update(_token_stats("prompt", prompt))
-        out.update(_token_stats("completion", completion))
+        out.update(_token_stats("completion", completion, quartiles=True))
         if self._verified_n:
             out["verify_prompt_tokens"] = self._verify_prompt
             out["verify_completion_tokens"] = self._verify_completion

@@ -28,6 +28,11 @@ class RunData:
         return str(self.summary.get("method") or self.settings.get("eval", {}).get("method", "?"))
 
     @property
+    def scores(self) -> bool:
+        """Whether the paper's number for this run is the raw score (Reasoning Gym)."""
+        return uses_scores(self.summary)
+
+    @property
     def label(self) -> str:
         return f"{self.path.name} ({self.method})"
 
@@ -59,20 +64,30 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def uses_scores(summary: dict[str, Any]) -> bool:
+    """Reasoning Gym runs report the scorer's raw score (the reference's mean and majority)."""
+    return summary.get("metrics", {}).get("paper_metric") == "mean_score"
+
+
 def _pct(value: Any) -> str:
     return "" if value is None else f"{100.0 * float(value):.1f}"
 
 
-def steps_table(lines: list[dict[str, Any]]) -> str:
-    """Per step: mean accuracy (pass@1), majority accuracy, pass@N (pass@2 on ARC), tokens."""
+def steps_table(lines: list[dict[str, Any]], scores: bool = False) -> str:
+    """Per step: mean accuracy (pass@1), majority accuracy, pass@N (pass@2 on ARC), tokens;
+    with `scores` (Reasoning Gym), the mean and majority raw scores first: the paper's."""
     arc = any("pass_at_2" in line for line in lines)
-    head = ["step", "mean acc %", "majority acc %", "pass@N %"]
+    head = ["step"]
+    head += ["mean score % (paper)", "majority score %"] if scores else []
+    head += ["mean acc %", "majority acc %", "pass@N %"]
     head += ["pass@2 %"] if arc else []
     head += ["tokens", "cumulative tokens"]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for line in lines:
-        cells = [
-            str(line["step"]),
+        cells = [str(line["step"])]
+        if scores:
+            cells += [_pct(line.get("mean_score")), _pct(line.get("majority_score"))]
+        cells += [
             _pct(line["mean_acc"]),
             _pct(line["majority_acc"]),
             _pct(line["pass_at_n"]),
@@ -102,6 +117,12 @@ def markdown_report(
         f"- problems: {summary.get('problems')} (rows skipped: {summary.get('skipped', 0)})",
         f"- final answer accuracy: {_pct(final.get('final_acc'))}%",
     ]
+    if uses_scores(summary):
+        out.append(
+            f"- mean score (the paper's number for Reasoning Gym): "
+            f"{_pct(final.get('mean_score'))}%, majority score "
+            f"{_pct(final.get('majority_score'))}%"
+        )
     if "verified_acc" in final:
         out.append(f"- self-verified accuracy: {_pct(final['verified_acc'])}%")
     if "pass_at_2" in final:
@@ -114,7 +135,7 @@ def markdown_report(
         "",
         "## Per step",
         "",
-        steps_table(lines),
+        steps_table(lines, uses_scores(summary)),
         "",
     ]
     return "\n".join(out)
@@ -124,8 +145,19 @@ def comparison_table(runs: list[RunData]) -> str:
     """The per-step table of each run, under its label."""
     parts = []
     for run in runs:
-        parts += [f"## {run.label}", "", steps_table(run.lines), ""]
+        parts += [f"## {run.label}", "", steps_table(run.lines, run.scores), ""]
     return "\n".join(parts)
+
+
+def _curves(scores: bool) -> list[tuple[str, ...]]:
+    """The per-step curves: the paper's mean and majority (raw scores for Reasoning Gym)."""
+    if scores:
+        return [
+            ("mean_score", "-", "mean score"),
+            ("majority_score", "--", "majority score"),
+            ("pass_at_n", ":"),
+        ]
+    return [("mean_acc", "-", "mean"), ("majority_acc", "--", "majority"), ("pass_at_n", ":")]
 
 
 def write_plots(runs: list[RunData], out_dir: str | Path) -> list[Path]:
@@ -142,14 +174,12 @@ def write_plots(runs: list[RunData], out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    curves = [("mean_acc", "-", "mean"), ("majority_acc", "--", "majority"), ("pass_at_n", ":")]
-
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, run in enumerate(runs):
         steps = [line["step"] for line in run.lines]
-        for key, style, *name in curves:
+        for key, style, *name in _curves(run.scores):
             label = f"{run.label}: {name[0] if name else 'pass@N'}"
-            ys = [100.0 * line[key] for line in run.lines]
+            ys = [100.0 * line.get(key, 0.0) for line in run.lines]
             ax.plot(steps, ys, style, marker="o", color=colors[i % len(colors)], label=label)
     ax.set(xlabel="step", ylabel="accuracy (%)", title="Accuracy by step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -163,11 +193,12 @@ def write_plots(runs: list[RunData], out_dir: str | Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, run in enumerate(runs):
         xs = [line["cumulative_tokens"] for line in run.lines]
-        ys = [100.0 * line["mean_acc"] for line in run.lines]
+        key = "mean_score" if run.scores else "mean_acc"
+        ys = [100.0 * line.get(key, line["mean_acc"]) for line in run.lines]
         ax.plot(xs, ys, "-", marker="o", color=colors[i % len(colors)], label=run.label)
     ax.set(
         xlabel="cumulative tokens (prompt + completion)",
-        ylabel="mean accuracy (%)",
+        ylabel="mean accuracy or score (%)",
         title="Accuracy by compute",
     )
     ax.grid(alpha=0.3)

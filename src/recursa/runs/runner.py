@@ -45,9 +45,10 @@ from recursa.runs.rundir import (
     write_text_atomic,
 )
 from recursa.runs.settings import EvalConfig, check_same_run, dataset_fingerprint, run_settings
+from recursa.summaries import SUMMARIZE
 from recursa.tasks import Problem, get_task
 from recursa.tasks.code import CodeTask
-from recursa.verification import choose_verified, verify_population
+from recursa.verification import choose_verified, verified_score, verify_population
 
 
 class ProblemSet(Protocol):
@@ -120,7 +121,9 @@ def resolve_settings(
         if given is not None:
             values.update(given.model_dump(exclude_unset=True))
     values.update({k: v for k, v in settings.items() if k not in eval_names})
-    cfg, bcfg = build_configs(apply_method(ev.method, values, ev.budget))
+    cfg, bcfg = build_configs(
+        apply_method(ev.method, values, ev.budget, verify_max_tokens=ev.verify_max_tokens)
+    )
     return cfg, bcfg, ev
 
 
@@ -170,6 +173,7 @@ class _Run:
             on_step=self.on_step,
             on_generation=progress.on_generation,
             keep_history=False,
+            summary_store=journal.view(SUMMARIZE),
         )
 
     async def on_step(self, problem: Problem, step: StepResult) -> None:
@@ -186,7 +190,7 @@ class _Run:
         final = result.steps[-1].candidates
         slot = result.selected_slot
         verify: dict[str, Any] | None = None
-        outcome = Outcome(records, False, problem.task == "arc")
+        outcome = Outcome(records, False, problem.task == "arc", is_rg=problem.task == "rg")
         if self.ev.method == "self-verify":
             verdicts = await verify_population(
                 self.dispatcher,
@@ -201,18 +205,16 @@ class _Run:
             )
             chosen, fallback = choose_verified(task, final, verdicts, self.cfg.seed, problem.id)
             slot = chosen.slot
-            accepted = [v.slot for v in verdicts if v.judged]
-            outcome.verified_acc = (
-                sum(float(last.correct[s]) for s in accepted) / len(accepted)
-                if accepted
-                else float(last.majority_correct)
-            )
+            # The reference's definition: over the samples judged True, 0 when none is.
+            outcome.verified_acc = verified_score([float(c) for c in last.correct], verdicts)
+            outcome.verified_score = verified_score(last.scores, verdicts)
             outcome.verify_prompt_tokens = sum(v.prompt_tokens for v in verdicts)
             outcome.verify_completion_tokens = sum(v.completion_tokens for v in verdicts)
             verify = {
                 "verdicts": [v.judged for v in verdicts],
                 "fallback_to_majority": fallback,
                 "verified_acc": outcome.verified_acc,
+                "verified_score": outcome.verified_score,
             }
         outcome.final_correct = last.correct[slot]
         record: dict[str, Any] = {

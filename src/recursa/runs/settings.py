@@ -18,6 +18,8 @@ from recursa.tasks import Problem
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {
         "backend.concurrency",
+        "backend.max_tokens_in_flight",
+        "backend.in_flight_estimate",
         "backend.timeout",
         "backend.max_retries",
         "backend.retry_base_delay",
@@ -62,7 +64,8 @@ class EvalConfig(BaseModel):
         None,
         ge=1,
         description="How many problems: per task for rg:TASK (default 100), in all for "
-        "rg-games/rg-cognition (100), the SuperGPQA subset (1000).",
+        "rg-games/rg-cognition (100, the paper's proportions), SuperGPQA (the paper's first N of "
+        "1000), deepscaler (a seeded sample).",
         json_schema_extra={"metavar": "N"},
     )
     strict: bool = Field(
@@ -88,10 +91,14 @@ class EvalConfig(BaseModel):
         description="How code problems run their tests (the 'code sandbox' flags).",
     )
     verify_temperature: float = Field(
-        0.0, ge=0.0, description="self-verify: sampling temperature of the judgements."
+        0.1,
+        ge=0.0,
+        description="self-verify: sampling temperature of the judgements (the reference's).",
     )
     verify_max_tokens: int = Field(
-        16, ge=1, description="self-verify: maximum tokens of one True/False judgement."
+        10,
+        ge=1,
+        description="self-verify: maximum tokens of one True/False judgement (the reference's).",
     )
 
 

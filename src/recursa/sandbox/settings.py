@@ -20,12 +20,19 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     test_timeout: float = Field(
-        6.0, gt=0, description="Wall-clock seconds one program run (one test) may take."
+        6.0,
+        gt=0,
+        description="Wall-clock seconds one program run (one test) may take (the reference's).",
     )
     cpu_seconds: int | None = Field(
         None, ge=1, description="CPU seconds per run (default: the wall limit, rounded up)."
     )
-    memory_mb: int = Field(1024, ge=64, description="Address-space limit per run, in MiB.")
+    memory_mb: int = Field(
+        4096,
+        ge=64,
+        description="Address-space limit per run, in MiB (4 GiB: room for LiveCodeBench "
+        "solutions, whose harness and the reference's set none; still a limit).",
+    )
     max_output_mb: float = Field(
         16.0, gt=0, description="Stdout (and stderr) size per run, in MiB, before it is killed."
     )

@@ -12,7 +12,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from recursa.tasks.base import Grade, Problem, Task, no_answer, no_reference, not_text
+from recursa.tasks.base import (
+    Grade,
+    Problem,
+    Task,
+    no_answer,
+    no_reference,
+    not_text,
+    outside_think,
+)
 from recursa.tasks.reasoning_gym import tagged_spans
 
 Grid = list[list[int]]
@@ -70,7 +78,7 @@ def parse_grid(text: str) -> tuple[Grid | None, str]:
 
 def extract_grid(text: str) -> tuple[Grid | None, str]:
     """The grid in the last non-empty <answer> span (an echoed instruction is not an answer)."""
-    spans = [s for s in tagged_spans(text) if s.strip()]
+    spans = [s for s in tagged_spans(outside_think(text)) if s.strip()]
     if not spans:
         return None, "no <answer> grid found in the completion"
     return parse_grid(spans[-1])
@@ -161,8 +169,10 @@ def grade_arc(completion: str, reference: object) -> Grade:
 
 class ArcTask(Task):
     name = "arc"
-    answer_format = (
-        "the output grid between <answer></answer> tags, one row per line, one digit per cell"
+    problem_kind = "grid puzzle"
+    format_hint = (
+        "<answer>...</answer> tags holding the test output grid, one row per line, one digit "
+        "per cell"
     )
 
     def format_instruction(self, problem: Problem) -> str:

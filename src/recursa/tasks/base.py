@@ -43,20 +43,67 @@ def normalize_text(answer: str) -> str:
     return _SPACES.sub(" ", answer).strip()
 
 
+#: `Problem.meta` key of a prompt the row carries itself (verl rows, the paper's files): the
+#: plain prompt is then that text, byte for byte, as the reference code sends it.
+OWN_PROMPT = "prompt"
+
+_THINK_TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
+
+
+def outside_think(text: str) -> str:
+    """The text outside `<think>` blocks, where a final answer is read: closed blocks are
+    removed, text before a stray closing tag (templates that omit the opening one) goes, and
+    an unclosed `<think>` (a trace cut off by max tokens) hides everything after it, since a
+    chain that never finished thinking gave no final answer."""
+    if "think>" not in text and "THINK>" not in text.upper():
+        return text
+    out: list[str] = []
+    pos, depth = 0, 0
+    for tag in _THINK_TAG.finditer(text):
+        if tag.group(1):  # </think>
+            if depth == 0:
+                out = []  # a stray closing tag: everything before it was reasoning
+            depth = 0
+            pos = tag.end()
+        else:
+            if depth == 0:
+                out.append(text[pos : tag.start()])
+            depth = 1
+    if depth == 0:
+        out.append(text[pos:])
+    return "".join(out)
+
+
 class Task(abc.ABC):
     """A task family. Graders are plain functions in each module; the class binds them."""
 
     name: str = "general"
-    #: Short phrase for the answer format, used in prompts ("the final answer in \\boxed{}").
-    answer_format: str = ""
+    #: What the aggregation prompt calls the problem ("math problem", "multiple-choice
+    #: problem", ...), as the reference code does per family.
+    problem_kind: str = "problem"
+    #: The answer format as the reference's aggregation prompt names it after "End with the
+    #: final result in" / "end with the final answer in" (math: "\\boxed{}").
+    format_hint: str = ""
 
     def problem_text(self, problem: Problem) -> str:
         """The problem as the model sees it, in plain and aggregation prompts alike."""
         return problem.question
 
     def plain_prompt(self, problem: Problem) -> str:
-        """The user message for a fresh sample."""
+        """The user message for a fresh sample: the row's own prompt, byte for byte, when it
+        carries one (`OWN_PROMPT`), else the problem and the family's answer instruction."""
+        own = problem.meta.get(OWN_PROMPT)
+        if isinstance(own, str) and own.strip():
+            return own
+        if isinstance(own, list):  # a prompt of several messages: its last user message
+            users = [m for m in own if isinstance(m, dict) and m.get("role") == "user"]
+            if users and isinstance(users[-1].get("content"), str):
+                return str(users[-1]["content"])
         return f"{self.problem_text(problem)}\n\n{self.format_instruction(problem)}"
+
+    def closing_instruction(self, problem: Problem) -> str:
+        """What an aggregation prompt adds after its closing line (code: the I/O rules)."""
+        return ""
 
     @abc.abstractmethod
     def format_instruction(self, problem: Problem) -> str:

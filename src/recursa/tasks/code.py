@@ -18,48 +18,68 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from recursa.sandbox import Sandbox, SandboxConfig, run_blocking
-from recursa.tasks.base import Grade, Problem, Task, no_answer, not_text
+from recursa.tasks.base import Grade, Problem, Task, no_answer, not_text, outside_think
 from recursa.tasks.code_grading import as_tests, default_sandbox, grade_code_async, output_signature
 from recursa.tasks.code_tests import CodeTest
 
-_OPEN = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
-_CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
+_FENCE = re.compile(r"`{3,}")
+_LANGUAGE = re.compile(r"[ \t]*([\w+-]*)")
 _PYTHON = {"", "python", "py", "python3"}
 _CACHE_SIZE = 4096
 
+#: The reference code's LiveCodeBench preamble (eval_code.py), before the question.
+CODE_PREAMBLE = (
+    "You will be given a question (problem specification) and will generate a correct Python "
+    "program that matches the specification and passes all tests."
+)
+#: Its instruction for stdin/stdout problems, after the question (and after the candidates).
+STDIN_INSTRUCTION = (
+    "Read the inputs from stdin solve the problem and write the answer to stdout (do not "
+    "directly test on the sample inputs). Enclose your code within delimiters as follows. "
+    "Ensure that when the python program runs, it reads the inputs, runs the algorithm and "
+    "writes output to STDOUT.\n\n```python\n# YOUR CODE HERE\n```"
+)
+#: Its instruction for problems with starter code.
+STARTER_INSTRUCTION = (
+    "You will use the following starter code to write the solution to the problem and enclose "
+    "your code within delimiters.\n```python\n{starter}\n```"
+)
+
 
 def extract_code(text: str) -> str | None:
-    """The body of the last non-empty fenced block marked python (or unmarked). One pass over
-    the lines, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
+    """The body of the last non-empty fenced block marked python (or unmarked), outside
+    `<think>` blocks. Fences may open or close mid-line (`Here it is: ```python` ...,
+    `print(x)````): each run of three or more backticks opens a block, the next one closes
+    it, and the word right after an opening fence is the block's language. One pass over the
+    fences, so an unclosed fence cannot make it slow; an unclosed last block is ignored."""
+    text = outside_think(text)
+    fences = list(_FENCE.finditer(text))
     blocks: list[str] = []
-    body: list[str] | None = None
-    language = ""
-    for line in text.splitlines():
-        if body is None:
-            opened = _OPEN.match(line)
-            if opened:
-                body, language = [], opened.group(1).lower()
-        elif _CLOSE.match(line):
-            if language in _PYTHON and "".join(body).strip():
-                blocks.append("\n".join(body))
-            body = None
+    for opening, closing in zip(fences[0::2], fences[1::2], strict=False):
+        language = _LANGUAGE.match(text, opening.end())
+        assert language is not None  # the pattern matches the empty string
+        after = text[language.end() : language.end() + 1]
+        if after and not after.isspace():
+            tag, start = "", opening.end()  # e.g. ```{...}: no language word
         else:
-            body.append(line)
+            tag, start = language.group(1).lower(), language.end()
+        if tag not in _PYTHON:
+            continue
+        body = text[start : closing.start()]
+        first, nl, rest = body.partition("\n")
+        body = rest if nl and not first.strip() else body.lstrip(" \t")
+        if body.strip():
+            blocks.append(body)
     return blocks[-1].rstrip() + "\n" if blocks else None
 
 
 def io_instruction(problem: Problem) -> str:
-    """The problem's own I/O instructions: stdin/stdout, or the starter code's signature."""
-    starter = str(problem.meta.get("starter_code") or "").strip()
-    if starter:
-        return (
-            "Complete the following starter code; your program must define it exactly as "
-            f"given:\n```python\n{starter}\n```"
-        )
-    return (
-        "Your program must read its input from standard input and write the answer to "
-        "standard output."
-    )
+    """The problem's own I/O instructions in the reference's words: stdin/stdout, or the
+    starter code to complete."""
+    starter = str(problem.meta.get("starter_code") or "").strip("\n")
+    if starter.strip():
+        return STARTER_INSTRUCTION.format(starter=starter)
+    return STDIN_INSTRUCTION
 
 
 def problem_tests(problem: Problem) -> list[CodeTest]:
@@ -87,7 +107,8 @@ def func_name(problem: Problem) -> str | None:
 
 class CodeTask(Task):
     name = "code"
-    answer_format = "a complete Python program in one fenced ```python block"
+    problem_kind = "python code implementation problem"
+    format_hint = "a complete Python program in a ```python fenced code block"
 
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self._sandbox = sandbox
@@ -104,11 +125,15 @@ class CodeTask(Task):
         self._signatures.clear()
         self._grades.clear()
 
+    def problem_text(self, problem: Problem) -> str:
+        """The reference's preamble, then the question."""
+        return f"{CODE_PREAMBLE}\n\nQuestion:\n{problem.question}"
+
     def format_instruction(self, problem: Problem) -> str:
-        return (
-            f"{io_instruction(problem)}\nThink it through, then give the complete Python "
-            "program in a single ```python fenced code block at the end of your answer."
-        )
+        return io_instruction(problem)
+
+    def closing_instruction(self, problem: Problem) -> str:
+        return io_instruction(problem)
 
     def extract(self, text: str) -> str | None:
         return extract_code(text)

@@ -17,11 +17,17 @@ from recursa.sandbox import Execution, Sandbox, Status
 
 TestKind = Literal["stdin", "functional"]
 
-#: Names a judge provides without an import (LeetCode's and LiveCodeBench's habit); run as a
-#: prelude, so the program's own line numbers and `from __future__` imports are unaffected.
-PRELUDE = """\
+#: The recursion limit programs run with: the reference harness raises it to 50000, so a
+#: deep recursive solution (depth 5000 and more) passes there and must here.
+RECURSION_LIMIT = 50000
+
+#: Names a judge provides without an import (LeetCode's and LiveCodeBench's habit) and the
+#: reference's recursion limit; run as a prelude, so the program's own line numbers and
+#: `from __future__` imports are unaffected.
+PRELUDE = f"""\
 import bisect, collections, copy, functools, heapq, itertools, math, operator, random, re
 import string, sys
+sys.setrecursionlimit({RECURSION_LIMIT})
 from bisect import *
 from collections import *
 from functools import *

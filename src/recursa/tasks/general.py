@@ -12,14 +12,16 @@ from recursa.tasks.base import (
     no_reference,
     normalize_text,
     not_text,
+    outside_think,
 )
 
 _FINAL = re.compile(r"final answer\s*[:：]\s*(.+)", re.IGNORECASE)
 
 
 def extract_final_line(text: str) -> str | None:
-    """The text after the last 'Final answer:' marker, up to the end of its line."""
-    matches = _FINAL.findall(text)
+    """The text after the last 'Final answer:' marker (outside `<think>` blocks), up to the
+    end of its line."""
+    matches = _FINAL.findall(outside_think(text))
     for candidate in reversed(matches):
         value = candidate.strip().strip("*").strip()
         if value:
@@ -42,7 +44,7 @@ def grade_general(completion: str, reference: object) -> Grade:
 
 class GeneralTask(Task):
     name = "general"
-    answer_format = "a last line of the form 'Final answer: ...'"
+    format_hint = "a last line of the form 'Final answer: <your answer>'"
 
     def format_instruction(self, problem: Problem) -> str:
         return "Think it through, then end with a line of the form 'Final answer: <your answer>'."

@@ -7,7 +7,7 @@ import os
 import re
 import threading
 
-from recursa.tasks.base import Grade, Problem, Task, no_reference, not_text
+from recursa.tasks.base import Grade, Problem, Task, no_reference, not_text, outside_think
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -20,7 +20,9 @@ def extract_boxed(text: str) -> str | None:
     """The content of the last complete, non-empty `\\boxed{...}` (nested braces balanced).
 
     Searched from the end, so a completion full of unclosed boxes costs linear time: a box
-    still open at the end of the text means every earlier box that reaches it is open too."""
+    still open at the end of the text means every earlier box that reaches it is open too.
+    Only the text outside `<think>` blocks is searched (`outside_think`)."""
+    text = outside_think(text)
     limit = len(text)
     for match in reversed(list(_BOX_START.finditer(text))):
         if match.start() >= limit:
@@ -151,7 +153,8 @@ def grade_math(completion: str, reference: object) -> Grade:
 
 class MathTask(Task):
     name = "math"
-    answer_format = "the final answer within \\boxed{}"
+    problem_kind = "math problem"
+    format_hint = "\\boxed{}"
 
     def format_instruction(self, problem: Problem) -> str:
         return "Reason step by step, and put your final answer within \\boxed{}."

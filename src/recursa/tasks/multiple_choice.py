@@ -2,51 +2,58 @@
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Sequence
 
-from recursa.tasks.base import Grade, Problem, Task, no_reference, normalize_text, not_text
+from recursa.tasks.base import Grade, Problem, Task, no_reference, not_text
 from recursa.tasks.math import extract_boxed
 
-_LETTER = re.compile(r"^\(?([A-Za-z])\)?(?:[.):\s]|$)")
-_ANSWER_IS = re.compile(r"answer is:?\s*\(?([A-J])\)?\b")
 
-
-def _option_key(text: str) -> str:
-    return normalize_text(re.sub(r"\\text\{([^{}]*)\}", r"\1", text)).lower().rstrip(".")
+def reference_normal_form(answer: str) -> str:
+    """The parts of verl's `strip_string` (the reference's normaliser) that can touch an
+    option letter: line breaks, `\\!` and escaped dollars go, a right-hand unit after
+    `\\text{ ` goes, a short "x =" prefix goes, then every space."""
+    s = answer.strip().replace("\n", "").replace("\\!", "").replace("\\$", "")
+    if "\\text{ " in s:
+        s = s.split("\\text{ ")[0]
+    halves = s.split("=")
+    if len(halves) == 2 and len(halves[0]) <= 2:
+        s = halves[1]
+    return s.replace(" ", "")
 
 
 def extract_choice(text: str, options: Sequence[str] | None = None) -> str | None:
-    """The option letter in the last `\\boxed{}` (a boxed option text counts as its letter
-    when the options are known), falling back to 'the answer is X'; upper-case."""
+    """The content of the last complete `\\boxed{}` (outside `<think>` blocks) in the
+    reference's normal form (`reference_normal_form`), or None when there is no box.
+
+    As strict as the reference code, which grades SuperGPQA by comparing the last box's
+    content with the reference letter after verl's `strip_string`: only a box holding the
+    letter alone is that letter. `\\boxed{B: 4000 cal}` reads as "B:4000cal" (wrong), and an
+    unboxed "The answer is B." is no answer. `options` is accepted for callers that pass
+    it; it changes nothing."""
     boxed = extract_boxed(text)
-    if boxed is not None:
-        inner = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", boxed).strip()
-        m = _LETTER.match(inner)
-        if m:
-            return m.group(1).upper()
-        if options:
-            keys = [_option_key(str(o)) for o in options]
-            if _option_key(inner) in keys:
-                return string.ascii_uppercase[keys.index(_option_key(inner))]
-    found = _ANSWER_IS.findall(text)
-    return found[-1].upper() if found else None
+    if boxed is None:
+        return None
+    return reference_normal_form(boxed) or None
 
 
 def grade_choice(completion: str, reference: object, options: Sequence[str] | None = None) -> Grade:
-    """1.0 when the chosen letter equals the reference letter."""
+    """1.0 when the boxed answer is exactly the reference letter (see `extract_choice`)."""
     if not isinstance(completion, str):
         return not_text(completion)
     answer = extract_choice(completion, options)
     if answer is None:
-        return Grade(0.0, None, "no option letter in \\boxed{} found in the completion")
+        return Grade(0.0, None, "no \\boxed{} answer found in the completion")
     if reference is None or not str(reference).strip():
         return no_reference(answer)
+    letter = str(reference).strip().upper()[:1]
+    if answer == letter:
+        return Grade(1.0, answer)
+    if len(answer) != 1 or not answer.isalpha() or not answer.isupper():
+        return Grade(0.0, answer, "the box does not hold an option letter alone")
     if options and string.ascii_uppercase.find(answer) >= len(options):
         return Grade(0.0, answer, f"there is no option {answer}")
-    ok = answer == str(reference).strip().upper()[:1]
-    return Grade(1.0 if ok else 0.0, answer, "" if ok else "wrong option")
+    return Grade(0.0, answer, "wrong option")
 
 
 def render_options(options: list[str]) -> str:
@@ -60,7 +67,10 @@ def _options(problem: Problem) -> list[str] | None:
 
 class MultipleChoiceTask(Task):
     name = "mcq"
-    answer_format = "the letter of the correct option within \\boxed{}"
+    problem_kind = "multiple-choice problem"
+    format_hint = (
+        "\\boxed{}. Only include the correct option letter in \\boxed{}; for example \\boxed{A}"
+    )
 
     def problem_text(self, problem: Problem) -> str:
         options = problem.meta.get("options")
@@ -78,7 +88,7 @@ class MultipleChoiceTask(Task):
         return extract_choice(text)
 
     def key(self, answer: str) -> str:
-        return answer.strip().upper()
+        return answer.strip()
 
     def grade(self, problem: Problem, completion: str) -> Grade:
         return grade_choice(completion, problem.answer, _options(problem))

@@ -20,6 +20,7 @@ from recursa.tasks.base import (
     no_reference,
     normalize_text,
     not_text,
+    outside_think,
 )
 
 _TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
@@ -42,8 +43,9 @@ def tagged_spans(text: str) -> list[str]:
 
 def extract_tagged(text: str) -> str | None:
     """The last non-empty `<answer>` span. The last, not the first: a completion that echoes
-    the instruction ("<answer> and </answer>") must not parse as "and"."""
-    for candidate in reversed(tagged_spans(text)):
+    the instruction ("<answer> and </answer>") must not parse as "and". Only the text outside
+    `<think>` blocks is searched."""
+    for candidate in reversed(tagged_spans(outside_think(text))):
         value = candidate.strip()
         if value:
             return value
@@ -131,7 +133,7 @@ def grade_reasoning_gym(completion: str, reference: object, meta: dict[str, Any]
 
 class ReasoningGymTask(Task):
     name = "rg"
-    answer_format = "the final answer between <answer></answer> tags"
+    format_hint = "<answer>...</answer>"
 
     def format_instruction(self, problem: Problem) -> str:
         # No filled-in example: a model (or the mock) may copy "<answer>your answer</answer>"
