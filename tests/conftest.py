@@ -16,6 +16,12 @@ import httpx
 import pytest
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests.host_guard import enter_private_mount_namespace
+
+    return f"host guard: {enter_private_mount_namespace()}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,6 +63,7 @@ def serve(responder: Responder) -> Iterator[tuple[str, list[dict[str, Any]]]]:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             body["_auth"] = self.headers.get("Authorization")
+            body["_at"] = time.monotonic()
             with lock:
                 index = len(received)
                 received.append(body)

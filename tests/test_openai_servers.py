@@ -445,3 +445,12 @@ def test_eval_reports_empty_completions(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["run"]["empty_completions"] == 4
     assert summary["metrics"]["final_acc"] == 0.0
+
+
+def test_base_url_without_v1_gets_a_hint() -> None:
+    with running(Upstream()) as up:
+        proc = solve_cli(up.url.removesuffix("/v1"))
+        assert up.received == []
+    assert proc.returncode == 1
+    line = one_sentence(proc)
+    assert "GET /models answered HTTP 404" in line and "missing /v1" in line

@@ -136,7 +136,7 @@ def test_extraction_and_grading_never_raise_or_hang(family: str, text: str) -> N
     assert answer is None or isinstance(answer, str)
     check_grade(bounded(lambda: task.grade(problem, text)))
     if answer is not None:
-        assert isinstance(bounded(lambda: task.equivalent(answer, answer)), bool)
+        assert bounded(lambda: task.equivalent(answer, answer)) is True  # reflexive
         bounded(lambda: task.key(answer))
 
 

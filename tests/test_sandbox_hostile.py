@@ -23,6 +23,8 @@ from recursa.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, Status
 from recursa.sandbox.isolation import UID_RANGE, world_runnable
 from recursa.sandbox.runner import run_blocking
 from recursa.tasks.code_grading import grade_code
+from tests.sandbox_tiers import ORDER as TIERS
+from tests.sandbox_tiers import expected_tier
 
 pytestmark = pytest.mark.reliability
 
@@ -75,6 +77,9 @@ def tier(request: pytest.FixtureRequest) -> Tier:
     try:
         iso = run_blocking(box.isolation())
     except SandboxUnavailable as exc:
+        # The tier this machine must support is never skipped (tests/test_sandbox_tier.py).
+        if TIERS.index(request.param) <= TIERS.index(expected_tier()):
+            pytest.fail(f"{request.param} isolation should work here but does not: {exc}")
         pytest.skip(f"{request.param} isolation is not available here: {exc}")
     return Tier(box, iso.mode, iso.own_uid)
 
@@ -295,6 +300,8 @@ for attempt in (
     finally:
         listener.close()
     assert "connected" not in run.stdout and "succeeded" not in run.stdout
+    # Every attempt ran and was refused: a program that crashed before trying proves nothing.
+    assert run.ok and run.stdout.count("refused") == 3, (run.status, run.stdout)
     assert listener.connections == 0 and listener.received == b""
     assert detail["status"] == Status.WRONG_ANSWER.value
 

@@ -21,6 +21,14 @@ from tests.async_upstream import Reply, answer, fake_upstream
 
 def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     """Starts `recursa serve` on a free port; returns the process and its base URL."""
+    proc, url, _ = start_logged(*args, env=env)
+    return proc, url
+
+
+def start_logged(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str, queue.Queue[str]]:
+    """`start`, and the queue of the server's later stderr lines."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "recursa", "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,
@@ -36,7 +44,7 @@ def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Pop
         line = lines.get(timeout=120)
         found = re.search(r"(http://\S+/v1) answers with RSA", line)
         if found:
-            return proc, found.group(1)
+            return proc, found.group(1), lines
 
 
 def stop(proc: subprocess.Popen[str]) -> int:
@@ -136,3 +144,34 @@ def test_serve_help_lists_the_server_upstream_and_rsa_flags() -> None:
     for flag in ["--upstream", "--upstream-api-key", "--api-key", "--max-body-bytes", "-n N"]:
         assert flag in run.stdout
     assert "GGUF" not in run.stdout  # the upstream flags describe the proxy, not llama.cpp
+
+
+def test_sigterm_stops_gracefully_with_exit_0_and_cors_origins_are_allowed() -> None:
+    async def boxed(i: int, body: dict[str, Any]) -> Reply:
+        return answer("\\boxed{5}")
+
+    with fake_upstream(boxed) as up:
+        proc, url, lines = start_logged(
+            "--upstream",
+            up.url,
+            "--cors-origin",
+            "https://a.test",
+            "--cors-origin",
+            "https://b.test",
+        )
+        try:
+            preflight = httpx.options(
+                f"{url}/chat/completions",
+                headers={"Origin": "https://b.test", "Access-Control-Request-Method": "POST"},
+                timeout=30,
+            )
+            assert preflight.headers["access-control-allow-origin"] == "https://b.test"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+    log = []
+    while not lines.empty():
+        log.append(lines.get())
+    text = "".join(log)
+    assert code == 0
+    assert "recursa serve: stopped (SIGTERM)" in text and "Traceback" not in text

@@ -31,7 +31,7 @@ def test_eight_clients_complete_and_upstream_concurrency_stays_within_the_limit(
 
         def ask(i: int) -> Any:
             return client.chat.completions.create(
-                model="m",
+                model="rsa",
                 messages=[{"role": "user", "content": f"question {i}"}],
                 seed=i,
             )

@@ -36,7 +36,7 @@ def test_non_streaming_reply_and_its_usage_adds_up_the_upstream_calls(llama_serv
     ):
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
         reply = client.chat.completions.create(
-            model="anything",
+            model="smollm2",
             messages=QUESTION,  # type: ignore[arg-type]
             max_tokens=32,
             seed=1,
@@ -60,7 +60,12 @@ def test_non_streaming_reply_and_its_usage_adds_up_the_upstream_calls(llama_serv
 def test_streaming_reply_ends_with_usage_and_lists_upstream_models(llama_server: str) -> None:
     with running_proxy(llama_server, keepalive=0.5) as url:
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
-        assert [m.id for m in client.models.list()] == ["smollm2"]
+        assert [m.id for m in client.models.list()] == [
+            "smollm2",
+            "rsa/smollm2",
+            "rsa-n16-k4-t10/smollm2",
+        ]
+        assert client.models.retrieve("rsa-n2-k2-t2/smollm2").id == "rsa-n2-k2-t2/smollm2"
         stream = client.chat.completions.create(
             model="smollm2",
             messages=QUESTION,  # type: ignore[arg-type]

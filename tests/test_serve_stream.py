@@ -56,12 +56,13 @@ def test_the_openai_client_reads_the_same_stream_ignoring_the_comments() -> None
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
         chunks = list(
             client.chat.completions.create(
-                model="m",
+                model="rsa",
                 messages=QUESTION,  # type: ignore[arg-type]
                 stream=True,
+                seed=3,
             )
         )
-        plain = client.chat.completions.create(model="m", messages=QUESTION)  # type: ignore[arg-type]
+        plain = client.chat.completions.create(model="rsa", messages=QUESTION, seed=3)  # type: ignore[arg-type]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == plain.choices[0].message.content  # same seed, same selected candidate
     assert chunks[-1].choices[0].finish_reason == "stop"

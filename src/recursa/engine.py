@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -93,6 +93,7 @@ class Engine:
         on_step: StepCallback | None = None,
         on_generation: GenerationCallback | None = None,
         keep_history: bool = True,
+        request_params: Mapping[str, Any] | None = None,
         summary_store: CompletionStore | None = None,
     ) -> None:
         self.dispatcher = dispatcher
@@ -102,6 +103,8 @@ class Engine:
         self.on_step = on_step
         self.on_generation = on_generation
         self.keep_history = keep_history
+        #: Extra request-body fields sent with every generation (GenerationRequest.params).
+        self.request_params = dict(request_params or {})
         #: Where `summarize_candidates` journals its summaries (an evaluation's journal).
         self.summary_store = summary_store
         self._told_truncation = False
@@ -142,6 +145,7 @@ class Engine:
             completion_tokens=completion.completion_tokens,
             finish_reason=completion.finish_reason,
             parents=parents,
+            logprobs=completion.logprobs,
         )
         if is_empty(candidate.text):
             self._note_empty(state)
@@ -184,10 +188,15 @@ class Engine:
             reasoning_effort=cfg.reasoning_effort,
             key=f"{problem.id}/{step}/{slot}",
             meta=meta,
+            params=self.request_params,
         )
 
     def _count(self, text: str) -> int:
         return self.dispatcher.backend.count_tokens(text)
+
+    def _history_tokens(self, problem: Problem) -> int:
+        """Tokens of the messages sent before the prompt (none for most problems)."""
+        return sum(self._count(m.get("content") or "") for m in problem.history)
 
     def _plain_builder(
         self, state: _State, slot: int
@@ -220,8 +229,9 @@ class Engine:
             if self.context_tokens is not None:
                 bare = aggregation_text(state.task, state.problem, [""] * len(texts))
                 stripped = [strip_think(t) for t in texts] if self.config.think != "keep" else []
-                await backend.prepare_counts([bare, *texts, *stripped])
-                overhead = self._count(bare)
+                history = [m.get("content") or "" for m in state.problem.history]
+                await backend.prepare_counts([bare, *texts, *stripped, *history])
+                overhead = self._count(bare) + self._history_tokens(state.problem)
             fitted = fit_with_policy(
                 self.config.think,
                 texts,

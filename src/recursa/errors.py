@@ -19,6 +19,30 @@ class BackendError(RecursaError):
     """The model backend failed for good (after retries, or with a fatal answer)."""
 
 
+class RequestRefusedError(BackendError):
+    """A server refused one request for good (an HTTP 4xx other than the retried ones): its
+    status and, from an OpenAI-format error body, its `code`, `param` and message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        param: str | None = None,
+        detail: str = "",
+        api_error: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+        self.detail = detail
+        #: Whether the body was an OpenAI-format error (`{"error": {...}}`): the server's API
+        #: answered, rather than a web server that does not know the path.
+        self.api_error = api_error
+
+
 class ContextOverflowError(RecursaError):
     """A prompt cannot fit the backend's context window even after shortening."""
 

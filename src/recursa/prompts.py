@@ -59,11 +59,12 @@ def candidate_header(index: int, count: int) -> str:
 
 def plain_messages(task: Task, problem: Problem) -> list[Message]:
     """The messages for a fresh sample (step 1): a row's own prompt exactly as it carries it
-    (one user message, or all its messages), else the task's plain prompt."""
+    (one user message, or all its messages), else the problem's history (a conversation's
+    earlier messages, see `Problem.history`) and the task's plain prompt."""
     own = problem.meta.get(OWN_PROMPT)
     if isinstance(own, list) and own:
         return [{"role": str(m["role"]), "content": str(m["content"])} for m in own]
-    return [{"role": "user", "content": task.plain_prompt(problem)}]
+    return [*problem.history, {"role": "user", "content": task.plain_prompt(problem)}]
 
 
 def _join(parts: list[str]) -> str:
@@ -91,8 +92,12 @@ def aggregation_text(task: Task, problem: Problem, candidates: list[str]) -> str
 
 
 def aggregation_messages(task: Task, problem: Problem, candidates: list[str]) -> list[Message]:
-    """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates."""
-    return [{"role": "user", "content": aggregation_text(task, problem, candidates)}]
+    """The messages asking the model to aggregate (K > 1) or refine (K = 1) candidates: the
+    problem's history, then the aggregation prompt as the last user turn."""
+    return [
+        *problem.history,
+        {"role": "user", "content": aggregation_text(task, problem, candidates)},
+    ]
 
 
 def summary_text(task: Task, problem: Problem, candidate: str) -> str:

@@ -22,9 +22,15 @@ class Candidate:
     #: The task's majority-vote key when it computes one from the problem (code: a
     #: signature of the program's outputs on the public tests); None otherwise.
     vote_key: str | None = None
+    #: The backend's token log-probabilities when the request asked for them (the proxy's
+    #: `logprobs`); left out of `to_dict` when absent.
+    logprobs: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["logprobs"] is None:
+            del data["logprobs"]
+        return data
 
 
 @dataclass

@@ -26,6 +26,9 @@ class GenerationRequest:
     reasoning_effort: str | None = None
     key: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Extra request-body fields for servers that take them (OpenAI-compatible: `stop`,
+    #: `top_k`, `response_format`, `logprobs`, `model`, ...); other backends ignore them.
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def prompt_text(self) -> str:
         return "\n".join(m["content"] for m in self.messages)
@@ -39,6 +42,8 @@ class Completion:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: The server's token log-probabilities (OpenAI's `choices[0].logprobs`), when asked for.
+    logprobs: dict[str, Any] | None = None
 
 
 class RetryableError(Exception):

@@ -34,7 +34,7 @@ from recursa.backends.openai_server import (
     kind_of,
     list_models,
 )
-from recursa.errors import BackendError, UsageError
+from recursa.errors import BackendError, RequestRefusedError, UsageError
 
 if TYPE_CHECKING:
     from recursa.config import BackendConfig
@@ -146,6 +146,23 @@ def completion_text(message: dict[str, Any]) -> str:
         think = f"<think>\n{reasoning.strip()}\n</think>"
         return f"{think}\n\n{text.lstrip()}" if text.strip() else think
     return text
+
+
+def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, bool]:
+    """`code` and `param` of an OpenAI-format error body, and whether the body is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None, False
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None, None, False
+    code, param = err.get("code"), err.get("param")
+    return (
+        str(code) if isinstance(code, (str, int)) and code != "" else None,
+        str(param) if isinstance(param, str) and param else None,
+        True,
+    )
 
 
 def _count(value: object) -> int | None:
@@ -272,9 +289,17 @@ class OpenAIBackend(Backend):
             if facts.entries is None and facts.transient:
                 raise RetryableError(facts.problem)
             if facts.entries is None:
-                raise BackendError(
+                message = (
                     f"{self.description} did not list its models ({facts.problem}); "
                     "name the model with --model"
+                )
+                if facts.status == 404 and not self.base_url.endswith("/v1"):
+                    message += " (or is --base-url missing /v1?)"
+                raise RequestRefusedError(
+                    message,
+                    status=facts.status or 502,
+                    detail=facts.problem,
+                    api_error=facts.api_error,
                 )
             if not ids:
                 raise BackendError(f"{self.description} lists no models (GET /models)")
@@ -366,13 +391,14 @@ class OpenAIBackend(Backend):
                 body[name] = off
         if request.reasoning_effort:  # --reasoning-effort: OpenAI's and vLLM's field
             body["reasoning_effort"] = request.reasoning_effort
-        body.update(self.request_params)
+        body.update(self.request_params)  # --request-param: the run's own fields
+        body.update(request.params)  # this request's own (recursa serve's clients)
         return body
 
     def _adapt(self, body: dict[str, Any], request: GenerationRequest, field: str | None) -> bool:
         """After a 400 naming `field`: rename or drop a field recursa added on its own, so
         the resent request can pass. False when the field is the user's (or none)."""
-        if field is None or field in self.request_params:
+        if field is None or field in self.request_params or field in request.params:
             return False
         if field in ("max_tokens", "max_completion_tokens") and self._field_setting == "auto":
             if field != self.max_tokens_field:  # a request in flight meanwhile switched it
@@ -433,9 +459,16 @@ class OpenAIBackend(Backend):
                 f"the server at {self.base_url} rejected the API key (HTTP {status})"
             )
         if status >= 400:
-            raise BackendError(
+            detail = self._detail(response)
+            code, param, api_error = _error_fields(response)
+            raise RequestRefusedError(
                 f"the server at {self.base_url} refused the request "
-                f"(HTTP {response.status_code}): {self._detail(response)}"
+                f"(HTTP {response.status_code}): {detail}",
+                status=status,
+                code=code,
+                param=param,
+                detail=detail,
+                api_error=api_error,
             )
         try:
             data = response.json()
@@ -465,6 +498,7 @@ class OpenAIBackend(Backend):
             completion_tokens=self.count_tokens(text)
             if completion_tokens is None
             else completion_tokens,
+            logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
         )
 
     async def aclose(self) -> None:

@@ -100,6 +100,10 @@ class ServerFacts:
     problem: str = ""
     #: The failure is worth retrying (no connection, a timeout, 429 or 5xx).
     transient: bool = False
+    #: The HTTP status of a failed list, and whether its body was an API's error object
+    #: (rather than a web server's page for a path it does not know).
+    status: int | None = None
+    api_error: bool = False
 
     @property
     def ids(self) -> list[str]:
@@ -126,7 +130,13 @@ async def list_models(client: httpx.AsyncClient, base_url: str) -> ServerFacts:
     if response.status_code != 200:
         status = response.status_code
         busy = status == 429 or status >= 500
-        return ServerFacts(None, f"GET /models answered HTTP {status}", transient=busy)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        api_error = isinstance(body, dict) and isinstance(body.get("error"), dict)
+        problem = f"GET /models answered HTTP {status}"
+        return ServerFacts(None, problem, transient=busy, status=status, api_error=api_error)
     try:
         data = response.json()
     except ValueError:

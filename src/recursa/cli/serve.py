@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -31,13 +32,24 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
         help="run an OpenAI-compatible proxy that answers with RSA",
-        description="Serve POST /v1/chat/completions, GET /v1/models and GET /health. Every chat "
-        "completion runs RSA over the upstream OpenAI-compatible server and answers with the "
-        "selected final candidate. The RSA flags set the server's defaults; a request "
-        'overrides them with an "rsa" object in its body, e.g. {"rsa": {"n": 8, "k": 3, '
-        '"t": 4, "task": "math"}}. See docs/SERVE.md.',
+        description="Serve POST /v1/chat/completions, POST /v1/responses, GET /v1/models and "
+        "GET /health. Every chat completion runs RSA over the upstream OpenAI-compatible server "
+        "and answers with the selected final candidate. The RSA flags set the server's "
+        'defaults; a request overrides them with an "rsa" object in its body, e.g. '
+        '{"rsa": {"n": 8, "k": 3, "t": 4, "task": "math"}}, or with a model name such as '
+        "rsa-n8-k3-t4/MODEL. Sampling parameters (stop, penalties, response_format, ...) reach "
+        "every upstream generation. See docs/SERVE.md.",
     )
-    add_model_flags(p.add_argument_group("server settings"), ServeSettings)
+    server = p.add_argument_group("server settings")
+    add_model_flags(server, ServeSettings, skip=frozenset({"cors_origin"}))
+    server.add_argument(
+        "--cors-origin",
+        dest="cors_origin",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="ORIGIN",
+        help=ServeSettings.model_fields["cors_origin"].description,
+    )
     upstream = p.add_argument_group("upstream settings")
     add_model_flags(
         upstream, BackendConfig, skip=frozenset(BackendConfig.model_fields) - UPSTREAM_FIELDS
@@ -126,13 +138,26 @@ def run(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=5,
         )
     )
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    how = ""
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
-        # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught: for a server
-        # that is the normal way to stop, not a failure.
-        pass
+        # uvicorn shuts down gracefully, then re-raises the Ctrl-C (or SIGTERM) it caught:
+        # for a server that is the normal way to stop, not a failure.
+        how = " (interrupted)"
+    except Terminated:
+        how = " (SIGTERM)"
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
-    print("recursa serve: stopped", file=sys.stderr)
+    print(f"recursa serve: stopped{how}", file=sys.stderr)
     return 0
+
+
+class Terminated(Exception):
+    """SIGTERM arrived; uvicorn has already shut down gracefully when it is raised."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated

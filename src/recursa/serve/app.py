@@ -1,18 +1,21 @@
 """The ASGI application: routes, error format, and the shared upstream's lifetime.
 
-Routes: `POST /v1/chat/completions` (RSA), `GET /v1/models` (the upstream's list, proxied),
-`GET /health` (no authentication, for load balancers and scripts).
+Routes: `POST /v1/chat/completions` and `POST /v1/responses` (RSA), `GET /v1/models` (the
+upstream's list, each model also spelled `rsa/MODEL` and `rsa-nN-kK-tT/MODEL`),
+`GET /v1/models/{id}`, `GET /health` (no authentication, for load balancers and scripts).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,11 +24,13 @@ from recursa.config import BackendConfig, RSAConfig
 from recursa.result import SolveResult
 from recursa.serve.auth import require_bearer
 from recursa.serve.body import read_json_object
-from recursa.serve.conversation import problem_from_messages
 from recursa.serve.disconnect import ClientGone, unless_disconnected
 from recursa.serve.errors import APIError, api_error_handler
+from recursa.serve.job import Job, prepare
+from recursa.serve.models import model_entries, parse_model_name
 from recursa.serve.reply import ReplyMeta, completion_body
-from recursa.serve.schema import parse_request, rsa_config
+from recursa.serve.responses import EventStream, ResponseMeta, chat_body, response_body
+from recursa.serve.schema import ChatRequest, parse_request
 from recursa.serve.settings import ServeSettings
 from recursa.serve.streaming import RSAStream, StepSink
 from recursa.serve.upstream import Upstream
@@ -41,7 +46,9 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return APIError(exc.status_code, message, code=code).response()
+    response = APIError(exc.status_code, message, code=code).response()
+    response.headers.update(exc.headers or {})  # Allow, on a 405
+    return response
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -89,23 +96,37 @@ class Proxy:
 
     async def models(self, request: Request) -> JSONResponse:
         require_bearer(request, self.api_key)
-        return JSONResponse(await self.upstream.list_models())
+        return JSONResponse(model_entries(await self.upstream.list_models(), self.rsa_defaults))
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def model(self, request: Request) -> JSONResponse:
+        """One model by id, in any of its spellings (`rsa-n4-t2/MODEL` included)."""
         require_bearer(request, self.api_key)
-        body = await read_json_object(request, self.settings.max_body_bytes)
-        chat = parse_request(body)
-        config = rsa_config(self.rsa_defaults, chat, self.settings.max_generations)
-        problem = problem_from_messages(chat.messages, config.task)
-        upstream = self.upstream
-        model = await upstream.resolve_model() or chat.model or "default"
-        meta = ReplyMeta(model=model)
+        name = request.path_params["name"]
+        listing = await self.upstream.list_models()
+        upstream = parse_model_name(name).upstream or await self.upstream.resolve_model()
+        for item in listing.get("data") or []:
+            if isinstance(item, dict) and item.get("id") == upstream:
+                return JSONResponse({**item, "id": name} if name != upstream else item)
+        raise APIError(404, f"the model {name!r} does not exist", code="model_not_found")
+
+    async def _prepare(self, chat: ChatRequest) -> Job:
+        settings = self.settings
+        return await prepare(
+            self.upstream,
+            self.rsa_defaults,
+            chat,
+            settings.max_generations,
+            settings.upstream_schema_format,
+        )
+
+    def _logger(self, id: str, job: Job) -> Callable[[SolveResult], None]:
         started = time.monotonic()
+        config = job.config
 
         def done(result: SolveResult) -> None:
             log.info(
                 "answered %s (N=%d K=%d T=%d, %d generations, %d s): %r",
-                meta.id,
+                id,
                 config.n,
                 config.k,
                 config.t,
@@ -114,25 +135,72 @@ class Proxy:
                 result.answer,
             )
 
+        return done
+
+    async def _answer(self, request: Request, job: Job) -> SolveResult | None:
+        """The run's result, or None when the client left first."""
+        try:
+            return await unless_disconnected(job.run(), request.receive)
+        except ClientGone:
+            return None
+
+    async def chat_completions(self, request: Request) -> Response:
+        require_bearer(request, self.api_key)
+        body = await read_json_object(request, self.settings.max_body_bytes)
+        chat = parse_request(body)
+        job = await self._prepare(chat)
+        meta = ReplyMeta(model=job.model)
+        done = self._logger(meta.id, job)
         if chat.stream:
 
             def run(on_step: StepSink) -> Awaitable[SolveResult]:
-                return upstream.solve(problem, config, on_step)
+                return job.run(on_step)
 
             return RSAStream(
                 run,
                 meta,
-                steps=config.t,
+                steps=job.config.t,
                 keepalive=self.settings.keepalive,
                 include_usage=bool(chat.stream_options and chat.stream_options.include_usage),
                 on_done=done,
+                logprobs=job.logprobs,
             )
-        try:
-            result = await unless_disconnected(upstream.solve(problem, config), request.receive)
-        except ClientGone:
+        result = await self._answer(request, job)
+        if result is None:
             return Response(status_code=CLIENT_CLOSED)
         done(result)
-        return JSONResponse(completion_body(meta, result))
+        return JSONResponse(completion_body(meta, result, job.logprobs))
+
+    async def responses(self, request: Request) -> Response:
+        """The Responses API over the same run (serve/responses.py)."""
+        require_bearer(request, self.api_key)
+        body = await read_json_object(request, self.settings.max_body_bytes)
+        chat = parse_request(chat_body(body))
+        job = await self._prepare(chat)
+        meta = ResponseMeta(model=job.model, request=body, logprobs=job.logprobs)
+        done = self._logger(meta.id, job)
+        if chat.stream:
+            events = EventStream(meta)
+
+            def run(on_step: StepSink) -> Awaitable[SolveResult]:
+                return job.run(on_step)
+
+            return RSAStream(
+                run,
+                ReplyMeta(model=job.model, id=meta.id),
+                steps=job.config.t,
+                keepalive=self.settings.keepalive,
+                on_done=done,
+                render=events.finished,
+                render_error=events.failed,
+                opening=events.opening(),
+                closing=[],
+            )
+        result = await self._answer(request, job)
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED)
+        done(result)
+        return JSONResponse(response_body(meta, result))
 
 
 def create_app(
@@ -151,12 +219,25 @@ def create_app(
         }
     )
     proxy = Proxy(settings, rsa or RSAConfig(), backend)
+    middleware = []
+    if settings.cors_origin:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origin),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["*"],
+            )
+        )
     return Starlette(
         routes=[
             Route("/health", proxy.health, methods=["GET"]),
             Route("/v1/models", proxy.models, methods=["GET"]),
+            Route("/v1/models/{name:path}", proxy.model, methods=["GET"]),
             Route("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
+            Route("/v1/responses", proxy.responses, methods=["POST"]),
         ],
+        middleware=middleware,
         exception_handlers={
             APIError: api_error_handler,
             HTTPException: http_error_handler,

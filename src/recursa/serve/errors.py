@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+log = logging.getLogger("recursa.serve")
 
 
 class APIError(Exception):
@@ -56,4 +59,6 @@ def upstream_failed(message: str) -> APIError:
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Starlette handler for APIError."""
     assert isinstance(exc, APIError)
+    if exc.status < 500:
+        log.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc.message)
     return exc.response()

@@ -1,7 +1,9 @@
 """What the proxy answers: a standard chat completion (or its chunks) for an RSA result.
 
-The message is the selected final candidate. `usage` sums every upstream generation of the
-run. The extra `rsa` field reports the extracted final answer and each step's agreement.
+The message is the selected final candidate: a leading `<think>` block (a reasoning model's
+trace) goes into `reasoning_content`, the rest is `content`; with `logprobs` the candidate's
+own token log-probabilities come along. `usage` sums every upstream generation of the run.
+The extra `rsa` field reports the extracted final answer and each step's agreement.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from recursa.result import Candidate, SolveResult
 _WORDS = re.compile(r"\S+\s*|\s+")
 WORDS_PER_CHUNK = 8
 _FINISH_REASONS = {"stop", "length", "content_filter"}
+_LEADING_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,23 @@ def selected(result: SolveResult) -> Candidate:
     """The candidate whose text is the reply."""
     final = result.steps[-1].candidates
     return next((c for c in final if c.slot == result.selected_slot), final[0])
+
+
+def split_reasoning(text: str) -> tuple[str | None, str]:
+    """A leading `<think>...</think>` block's content, and the text after it."""
+    match = _LEADING_THINK.match(text)
+    if match is None:
+        return None, text
+    return match.group(1).strip(), text[match.end() :]
+
+
+def message(candidate: Candidate) -> dict[str, Any]:
+    """The assistant message for a candidate."""
+    reasoning, content = split_reasoning(candidate.text)
+    out: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning is not None:
+        out["reasoning_content"] = reasoning
+    return out
 
 
 def finish_reason(candidate: Candidate) -> str:
@@ -71,8 +91,9 @@ def rsa_report(result: SolveResult) -> dict[str, Any]:
     }
 
 
-def completion_body(meta: ReplyMeta, result: SolveResult) -> dict[str, Any]:
-    """A standard `chat.completion` object (plus `rsa`)."""
+def completion_body(meta: ReplyMeta, result: SolveResult, logprobs: bool = False) -> dict[str, Any]:
+    """A standard `chat.completion` object (plus `rsa`); with `logprobs`, the selected
+    candidate's."""
     chosen = selected(result)
     return {
         "id": meta.id,
@@ -82,9 +103,9 @@ def completion_body(meta: ReplyMeta, result: SolveResult) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": chosen.text},
+                "message": message(chosen),
                 "finish_reason": finish_reason(chosen),
-                "logprobs": None,
+                "logprobs": chosen.logprobs if logprobs else None,
             }
         ],
         "usage": usage(result),
@@ -115,14 +136,38 @@ def text_pieces(text: str, words: int = WORDS_PER_CHUNK) -> list[str]:
     return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
 
 
+def token_pieces(text: str, logprobs: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The text in pieces, each with its tokens' logprobs object: a few tokens per piece when
+    the tokens spell the text exactly, else all of them on the first piece."""
+    entries = (logprobs or {}).get("content")
+    if not isinstance(entries, list) or not entries:
+        return [(piece, None) for piece in text_pieces(text)]
+    tokens = [e.get("token") if isinstance(e, dict) else None for e in entries]
+    if all(isinstance(t, str) for t in tokens) and "".join(tokens) == text:  # type: ignore[arg-type]
+        step = WORDS_PER_CHUNK
+        return [
+            ("".join(tokens[i : i + step]), {"content": entries[i : i + step]})  # type: ignore[arg-type]
+            for i in range(0, len(entries), step)
+        ]
+    pieces = text_pieces(text) or [""]
+    return [(p, {"content": entries} if i == 0 else None) for i, p in enumerate(pieces)]
+
+
 def completion_chunks(
-    meta: ReplyMeta, result: SolveResult, include_usage: bool
+    meta: ReplyMeta, result: SolveResult, include_usage: bool, logprobs: bool = False
 ) -> list[dict[str, Any]]:
-    """The final message as chunks: the role, the content in pieces, then the finish reason
-    (carrying `rsa`), then, when asked for, a usage chunk with no choices."""
+    """The final message as chunks: the role (and any reasoning), the content in pieces
+    (with their logprobs when asked for), then the finish reason (carrying `rsa`), then, when
+    asked for, a usage chunk with no choices."""
     chosen = selected(result)
+    reasoning, content = split_reasoning(chosen.text)
     chunks = [chunk(meta, {"role": "assistant", "content": ""})]
-    chunks += [chunk(meta, {"content": piece}) for piece in text_pieces(chosen.text)]
+    if reasoning is not None:
+        chunks.append(chunk(meta, {"reasoning_content": reasoning}))
+    for piece, piece_logprobs in token_pieces(content, chosen.logprobs if logprobs else None):
+        part = chunk(meta, {"content": piece})
+        part["choices"][0]["logprobs"] = piece_logprobs
+        chunks.append(part)
     chunks.append(chunk(meta, {}, finish_reason(chosen), rsa=rsa_report(result)))
     if include_usage:
         chunks.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -37,6 +39,17 @@ class ServeSettings(BaseModel):
     )
     max_generations: int = Field(
         4096, ge=1, description="Most generations (N x T) one request may ask for."
+    )
+    upstream_schema_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema",
+        description="How a JSON schema (response_format json_schema) is sent upstream: "
+        "'json_schema' as OpenAI, vLLM, SGLang and llama.cpp's server take it, or 'json_object' "
+        "with a 'schema' field, the only form llama-cpp-python's server takes.",
+    )
+    cors_origin: list[str] = Field(
+        default_factory=list,
+        description="Origins whose browser pages may call the server (CORS; repeatable, '*' for "
+        "any); default: none.",
     )
 
     @field_validator("upstream")

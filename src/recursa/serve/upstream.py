@@ -13,14 +13,50 @@ from recursa.backends.openai import OpenAIBackend
 from recursa.backends.openai import from_config as openai_backend
 from recursa.config import BackendConfig, RSAConfig
 from recursa.engine import Engine, StepCallback
-from recursa.errors import BackendError, ContextOverflowError, RecursaError, UsageError
+from recursa.errors import (
+    BackendError,
+    ContextOverflowError,
+    RecursaError,
+    RequestRefusedError,
+    UsageError,
+)
 from recursa.result import SolveResult
 from recursa.serve.errors import APIError, bad_request, upstream_failed
-from recursa.tasks import Problem
+from recursa.serve.models import upstream_ids
+from recursa.tasks import Problem, Task
 
 log = logging.getLogger("recursa.serve")
 
 MODELS_TIMEOUT = 30.0
+#: Words in an upstream's 400 that mean the prompt did not fit its context window
+#: (llama.cpp, vLLM and SGLang say it without OpenAI's `context_length_exceeded` code).
+_CONTEXT_WORDS = ("context length", "context window", "maximum context", "context_length")
+
+
+def path_hint(url: str) -> str:
+    """A hint for an upstream URL that lacks the /v1 its API lives under."""
+    if url.rstrip("/").endswith("/v1"):
+        return ""
+    return f" (is --upstream missing /v1? OpenAI-compatible servers answer at {url}/v1)"
+
+
+def refused(exc: RequestRefusedError, url: str) -> APIError:
+    """An upstream's 4xx as the client's error: the same status, code and param. A 404 that
+    is not an API's error body (a web server that does not know the path) is the proxy's
+    misconfiguration, so a 502 with a hint."""
+    if exc.status == 404 and not exc.api_error:
+        return upstream_failed(f"upstream failure: {exc}{path_hint(url)}")
+    code = exc.code
+    if code is None and exc.status == 400 and any(w in exc.detail.lower() for w in _CONTEXT_WORDS):
+        code = "context_length_exceeded"
+    status = exc.status if 400 <= exc.status < 500 else 502
+    return APIError(
+        status,
+        f"the upstream model refused the request (HTTP {exc.status}): {exc.detail}",
+        type="invalid_request_error" if status < 500 else "upstream_error",
+        code=code or ("upstream_failed" if status >= 500 else None),
+        param=exc.param,
+    )
 
 
 class Upstream:
@@ -36,6 +72,8 @@ class Upstream:
         self._client = httpx.AsyncClient(
             base_url=self.backend.base_url, headers=headers, timeout=MODELS_TIMEOUT
         )
+        #: The upstream's model ids, from its last model list (empty until one is read).
+        self.known_models: list[str] = []
 
     @property
     def url(self) -> str:
@@ -56,9 +94,10 @@ class Upstream:
                 f"({type(exc).__name__})"
             ) from exc
         if response.status_code != 200:
+            hint = path_hint(self.url) if response.status_code == 404 else ""
             raise upstream_failed(
                 f"the upstream server at {self.url} answered GET /models with HTTP "
-                f"{response.status_code}"
+                f"{response.status_code}{hint}"
             )
         try:
             data = response.json()
@@ -68,6 +107,7 @@ class Upstream:
             ) from exc
         if not isinstance(data, dict):
             raise upstream_failed(f"the upstream server at {self.url} sent a malformed model list")
+        self.known_models = upstream_ids(data)
         return data
 
     async def resolve_model(self) -> str | None:
@@ -87,18 +127,53 @@ class Upstream:
                     log.info("upstream model: %s", name)
         return self.backend.model
 
+    async def model_for(self, name: str | None) -> str:
+        """The upstream model a request names (None: the default one), or a 404 when the
+        upstream's list (read again once) does not have it."""
+        if name is None:
+            return await self.resolve_model() or "default"
+        if name in self.known_models:
+            return name
+        try:
+            await self.list_models()
+        except APIError:
+            return name  # the upstream cannot say: let it decide
+        if not self.known_models or name in self.known_models:
+            return name
+        served = ", ".join(self.known_models)
+        raise APIError(
+            404,
+            f"the model {name!r} is not served here; use one of {served} (each also as "
+            f"rsa/MODEL, or rsa-n8-k3-t4/MODEL to set N, K and T)",
+            code="model_not_found",
+            param="model",
+        )
+
     async def solve(
-        self, problem: Problem, config: RSAConfig, on_step: StepCallback | None = None
+        self,
+        problem: Problem,
+        config: RSAConfig,
+        on_step: StepCallback | None = None,
+        *,
+        task: Task | None = None,
+        params: dict[str, Any] | None = None,
     ) -> SolveResult:
-        """RSA on one problem through the shared dispatcher; failures become API errors."""
+        """RSA on one problem through the shared dispatcher, `params` sent with every
+        generation; failures become API errors."""
         await self.resolve_model()
         engine = Engine(
-            self.dispatcher, config, context_tokens=self.config.context_tokens, on_step=on_step
+            self.dispatcher,
+            config,
+            context_tokens=self.config.context_tokens,
+            on_step=on_step,
+            request_params=params,
         )
         try:
-            return await engine.run(problem)
+            return await engine.run(problem, task)
         except ContextOverflowError as exc:
             raise bad_request(str(exc), code="context_length_exceeded") from exc
+        except RequestRefusedError as exc:
+            raise refused(exc, self.url) from exc
         except BackendError as exc:
             raise upstream_failed(f"upstream failure: {exc}") from exc
         except UsageError as exc:

@@ -18,6 +18,9 @@ class Problem:
     answer: Any = None
     task: str = "general"
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Chat messages sent before the question in every prompt (a conversation's system
+    #: message and earlier turns, as `recursa serve` receives them); usually empty.
+    history: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
