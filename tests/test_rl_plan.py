@@ -83,6 +83,8 @@ def test_dry_run_prints_trl_settings_dtype_and_memory_and_trains_nothing(
     assert "dtype bfloat16" in out and "4.02 B parameters" in out
     assert "KV cache       23.1 GiB  one generation batch: 4 sequences x 41,984 tokens" in out
     assert "peak           53.0 GiB" in out and "-> fits in 80.0 GiB" in out
+    # bf16 weights at lr 1e-6: most AdamW updates round away, and the dry run says so.
+    assert "larger than 0.00026 in magnitude (most of them) round away" in out
     assert not (tmp_path / "run").exists()
 
 
@@ -101,6 +103,7 @@ def test_float32_weights_do_not_fit_and_the_dry_run_says_so(tmp_path: Path, qwen
     code, out, _ = dry_run(tmp_path, qwen4b, "--dtype", "float32")
     assert code == 0
     assert "dtype float32" in out and "does NOT fit in 80.0 GiB" in out
+    assert "round away" not in out
 
 
 def test_the_defaults_fit_80_gb_for_a_4b_model_at_the_paper_lengths() -> None:
@@ -124,7 +127,16 @@ def test_the_defaults_fit_80_gb_for_a_4b_model_at_the_paper_lengths() -> None:
     assert plan.kv_cache == 4 * 41984 * 147456
     assert plan.peak < 60 * GIB  # 53 GiB: room on an 80 GB GPU
     # TRL's own default generation batch (the whole step: 1,024 sequences) would need TBs.
-    assert 5000 * GIB < 1024 * 41984 * 147456
+    whole_step = estimate(
+        arch,
+        dtype="bfloat16",
+        prompt_tokens=s.prompt_limit,
+        response_tokens=s.response_limit,
+        generation_batch=s.prompts_per_step * s.rollouts,
+        micro_batch=s.micro_batch_size,
+        gradient_checkpointing=s.gradient_checkpointing,
+    )
+    assert whole_step.kv_cache > 5000 * GIB and whole_step.peak > 80 * GIB
 
 
 def test_trl_accepts_the_arguments(tmp_path: Path) -> None:
@@ -155,6 +167,24 @@ def test_a_gguf_policy_with_use_vllm_is_refused(
     assert code == 2
     assert "a GGUF policy cannot be sampled by TRL's vLLM" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_bf16_rounding_note_matches_torchs_adamw() -> None:
+    """The dry run's note, checked on torch itself: one AdamW step at lr 1e-6 leaves a bf16
+    weight above lr x 256 unchanged and moves one below it."""
+    import torch
+
+    from recursa.rl.plan import BF16_MANTISSA_BITS
+
+    lr = 1e-6
+    threshold = lr * 2**BF16_MANTISSA_BITS
+    weights = torch.tensor([0.03, 4 * threshold, threshold / 4], dtype=torch.bfloat16)
+    p = torch.nn.Parameter(weights.clone())
+    opt = torch.optim.AdamW([p], lr=lr, weight_decay=0.0)
+    p.grad = torch.ones_like(p)
+    opt.step()
+    moved = (p.detach() != weights).tolist()
+    assert moved == [False, False, True]
 
 
 def test_the_papers_hub_dataset_needs_no_download_for_a_dry_run(

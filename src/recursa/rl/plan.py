@@ -23,6 +23,8 @@ from recursa.rl.train import (
 
 #: The GPU a plan assumes where this machine has none (an A100/H100 80 GB).
 DEFAULT_GPU_GB = 80.0
+#: Significant bits of a bfloat16 value (7 stored + the implicit one).
+BF16_MANTISSA_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,20 @@ def report(settings: TrainSettings) -> str:
     )
     verdict = "fits" if m.peak <= gpu.bytes else "does NOT fit"
     lines += [f"  peak         {gib(m.peak):>10}  {rule}", f"  -> {verdict} in {gib(gpu.bytes)}"]
+    if dtype == "bfloat16":
+        lines.append(bf16_rounding_note(float(args["learning_rate"])))
     return "\n".join(lines)
+
+
+def bf16_rounding_note(learning_rate: float) -> str:
+    """AdamW moves a weight by about the learning rate; a bf16 weight w only moves when that is
+    at least half its spacing, w x 2^-8 (8 significant bits), i.e. when |w| <= lr x 256."""
+    threshold = learning_rate * 2**BF16_MANTISSA_BITS
+    return (
+        f"note: bf16 weights keep no float32 master copy, so at learning rate {learning_rate:g}"
+        f" AdamW updates of weights larger than {threshold:.2g} in magnitude (most of them)"
+        " round away; --dtype float32 or verl-config avoids this (docs/RL.md)"
+    )
 
 
 def dry_run(settings: TrainSettings) -> str:

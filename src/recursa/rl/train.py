@@ -114,8 +114,8 @@ class TrainSettings(BaseModel):
     gpu_memory_gb: float | None = Field(
         None,
         gt=0,
-        description="--dry-run: plan for a GPU of this many GB (default: this machine's CUDA "
-        "GPU, else an 80 GB one).",
+        description="--dry-run: plan for a GPU of this many GiB (default: this machine's CUDA "
+        "GPU, else an 80 GiB one).",
     )
     resume: bool = Field(False, description="Continue from the last checkpoint in --out.")
     trl: dict[str, Any] = Field(
