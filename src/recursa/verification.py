@@ -15,12 +15,13 @@ resumed run never asks for a judgement twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from recursa.backends.base import GenerationRequest, Message
 from recursa.backends.dispatch import Dispatcher
+from recursa.context import Fitted
 from recursa.engine import CompletionStore, gather_or_cancel
 from recursa.hashing import request_seed
 from recursa.result import Candidate
@@ -51,6 +52,23 @@ def verification_text(task: Task, problem: Problem, candidate: str) -> str:
         VERIFY_QUESTION,
     ]
     return "\n".join(part + "\n" for part in parts).rstrip("\n")
+
+
+def verification_messages(
+    task: Task,
+    problem: Problem,
+    candidate: str,
+    context_tokens: int | None,
+    max_tokens: int,
+    count: Callable[[str], int],
+) -> tuple[list[Message], Fitted]:
+    """The judge's messages as `verify_population` sends them: the candidate under the
+    `auto` think policy, fitted to the context window. `recursa view` rebuilds past ones
+    with it."""
+    overhead = count(verification_text(task, problem, ""))
+    fitted = fit_with_policy("auto", [candidate], overhead, context_tokens, max_tokens, count)
+    content = verification_text(task, problem, fitted.candidates[0])
+    return [{"role": "user", "content": content}], fitted
 
 
 def parse_verdict(text: str) -> bool | None:
@@ -90,13 +108,9 @@ async def verify_population(
     async def judge(cand: Candidate) -> Verdict:
         completion = store.lookup(problem.id, cand.step, cand.slot) if store else None
         if completion is None:
-            overhead = backend.count_tokens(verification_text(task, problem, ""))
-            fitted = fit_with_policy(
-                "auto", [cand.text], overhead, window, max_tokens, backend.count_tokens
+            messages, fitted = verification_messages(
+                task, problem, cand.text, window, max_tokens, backend.count_tokens
             )
-            messages: list[Message] = [
-                {"role": "user", "content": verification_text(task, problem, fitted.candidates[0])}
-            ]
             meta: dict[str, Any] = {
                 "problem_id": problem.id,
                 "step": cand.step,

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "solve": "recursa.cli.solve",
     "eval": "recursa.cli.eval",
     "report": "recursa.cli.report",
+    "view": "recursa.cli.view",
     "serve": "recursa.cli.serve",
     "grade": "recursa.cli.grade",
     "rl": "recursa.cli.rl",

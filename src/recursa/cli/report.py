@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ def register(sub: Any) -> None:
         help="tables and plots of finished runs",
         description="Print a Markdown table per run (per step: mean accuracy, majority "
         "accuracy, pass@N, tokens) and write accuracy_vs_step.png and accuracy_vs_tokens.png "
-        "with one line per run.",
+        "with one line per run. To see the populations themselves (lineages, texts, prompts), "
+        "use 'recursa view RUN_DIR ...'.",
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="directories of recursa eval")
     p.add_argument(
@@ -33,6 +35,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     runs = [load_run(path) for path in args.run_dirs]
     print(comparison_table(runs))
+    hint = "recursa view " + " ".join(shlex.quote(str(p)) for p in args.run_dirs)
+    print(f"see how the populations evolved, in the browser: {hint}", file=sys.stderr)
     if args.no_plots:
         return 0
     out = (

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from recursa.api import solve_async
@@ -34,6 +35,19 @@ def register(sub: Any) -> None:
         action="store_true",
         help="print one JSON object (answer, text, steps, usage, config)",
     )
+    p.add_argument(
+        "--reference",
+        metavar="ANSWER",
+        default=None,
+        help="the correct answer, if known: candidates are graded against it (in --view)",
+    )
+    p.add_argument(
+        "--view",
+        metavar="PAGE",
+        default=None,
+        help="also write the population's lineage as a self-contained HTML page "
+        "(see 'recursa view') and print its path",
+    )
     add_settings_flags(p)
     p.set_defaults(run=run)
 
@@ -43,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not question.strip():
         raise UsageError("the question is empty")
     rsa, backend = configs_from_args(args)
+    if args.view and Path(args.view).is_dir():
+        raise UsageError(f"--view {args.view} is a directory; name the HTML file to write")
     model = create_backend(backend)  # load first: a bad model fails before any progress bar
     progress = SolveProgress(
         total=rsa.n * rsa.t,
@@ -50,19 +66,32 @@ def run(args: argparse.Namespace) -> int:
         enabled=not args.quiet and not args.json,
         show_population=args.show_population,
     )
+    page = None
 
     async def session() -> SolveResult:
         # One event loop for the whole command: the backend is closed on the loop that
         # owns its keep-alive connections.
+        nonlocal page
         try:
-            return await solve_async(
+            result = await solve_async(
                 question,
                 backend=model,
                 rsa=rsa,
                 backend_config=backend,
+                reference=args.reference,
                 on_step=progress.on_step,
                 on_generation=progress.on_generation,
             )
+            if args.view:  # before the model closes: prompts are rebuilt with its tokenizer
+                from recursa.tasks import Problem
+                from recursa.view import write_solve_view
+
+                problem = Problem("question", question, args.reference, rsa.task)
+                # In a thread: the page grades with its own event loop.
+                page = await asyncio.to_thread(
+                    write_solve_view, args.view, problem, result, model, rsa, backend
+                )
+            return result
         finally:
             await model.aclose()
 
@@ -79,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         out["config"] = {**out["config"], **backend.model_dump(mode="json", exclude={"api_key"})}
         out["backend"] = model.details()
         print(json.dumps(out, ensure_ascii=False))
+        if page is not None:
+            print(f"wrote {page}", file=sys.stderr)
         return 0
     print(f"Final answer: {result.answer if result.answer is not None else '(none extracted)'}")
     print(
@@ -91,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if rsa.early_stop:
         print(early_stop_line(result.steps_run, rsa.t, result.generations_saved))
     print("\n" + result.text.strip())
+    if page is not None:
+        print(f"\nThe population, step by step: {page.resolve()}")
     return 0
 
 

@@ -17,6 +17,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from recursa.backends.base import Completion, GenerationRequest
@@ -279,3 +280,84 @@ class JournalView:
         completion: Completion,
     ) -> None:
         self.journal.put(problem_id, self.phase, step, slot, request, completion)
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One journaled completion with what the request was (for rebuilding its prompt)."""
+
+    problem_id: str
+    phase: str
+    step: int
+    slot: int
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    request_seed: int | None
+    request_hash: str
+    max_tokens: int
+    temperature: float
+
+
+class JournalReader:
+    """Read-only access to a journal, also while `recursa eval` is writing it (in WAL mode a
+    reader never blocks the writer and sees every committed row). No integrity check and no
+    writes: the run's own process owns the file."""
+
+    _COLUMNS = (
+        "problem_id, phase, step, slot, text, finish_reason, prompt_tokens, "
+        "completion_tokens, request_seed, request_hash, max_tokens, temperature"
+    )
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RecursaError(f"there is no journal at {self.path}")
+        uri = self.path.resolve().as_uri()
+        #: True while the file has no tables yet (a run that is just starting).
+        self.empty = False
+        try:
+            self._db = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+            self._probe()
+        except sqlite3.Error:
+            # A read-only directory (no -shm can be made): read the file as it stands.
+            try:
+                self._db = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+                self._probe()
+            except sqlite3.Error as exc:
+                raise RecursaError(
+                    f"cannot read the journal {self.path}: {_one_line(str(exc))}"
+                ) from exc
+
+    def _probe(self) -> None:
+        found = self._db.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'completions'"
+        ).fetchone()
+        self.empty = not found[0]
+
+    def rows(self, problem_id: str | None = None) -> list[JournalRow]:
+        """Every completion (of one problem when given), by problem, phase, step and slot."""
+        if self.empty:
+            return []
+        sql = f"SELECT {self._COLUMNS} FROM completions"
+        args: tuple[object, ...] = ()
+        if problem_id is not None:
+            sql, args = sql + " WHERE problem_id = ?", (problem_id,)
+        try:
+            found = self._db.execute(sql + " ORDER BY problem_id, phase, step, slot", args)
+            return [JournalRow(*row) for row in found.fetchall()]
+        except sqlite3.Error as exc:
+            raise RecursaError(
+                f"cannot read the journal {self.path}: {_one_line(str(exc))}"
+            ) from exc
+
+    def problem_ids(self) -> list[str]:
+        """The problems that have at least one completion."""
+        if self.empty:
+            return []
+        found = self._db.execute("SELECT DISTINCT problem_id FROM completions")
+        return [str(r[0]) for r in found.fetchall()]
+
+    def close(self) -> None:
+        self._db.close()

@@ -40,11 +40,7 @@ class RunData:
 def load_run(path: str | Path) -> RunData:
     """Read a run directory's settings, per-step metrics and summary."""
     run = RunDir(path)
-    if not run.path.is_dir():
-        raise UsageError(f"{run.path} is not a directory")
-    settings = run.read_settings()
-    if settings is None:
-        raise UsageError(f"{run.path} holds no recursa run (no settings.json)")
+    settings = run.require_settings()
     metrics, summary = run.file(METRICS), run.file(SUMMARY)
     if not metrics.is_file() or not summary.is_file():
         raise UsageError(

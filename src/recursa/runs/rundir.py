@@ -123,6 +123,15 @@ class RunDir:
             self._lock.close()
             self._lock = None
 
+    def require_settings(self) -> dict[str, Any]:
+        """The settings of the run here; a UsageError when this is no run directory."""
+        if not self.path.is_dir():
+            raise UsageError(f"{self.path} is not a directory")
+        settings = self.read_settings()
+        if settings is None:
+            raise UsageError(f"{self.path} holds no recursa run (no settings.json)")
+        return settings
+
     def read_settings(self) -> dict[str, Any] | None:
         path = self.file(SETTINGS)
         if not path.is_file():
