@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from recursa.sandbox import Sandbox, SandboxConfig
+from recursa.sandbox import Sandbox, SandboxConfig, SandboxUnavailable
 from recursa.sandbox.runner import run_blocking
 from tests.sandbox_tiers import expected_tier
 
@@ -17,6 +17,10 @@ pytestmark = pytest.mark.reliability
 
 def test_auto_picks_the_strongest_tier_the_machine_supports() -> None:
     want = expected_tier()
+    if want == "process":  # auto never settles for it: it must be asked for by name
+        with pytest.raises(SandboxUnavailable, match="--isolation process"):
+            run_blocking(Sandbox(SandboxConfig(isolation="auto")).isolation())
+        return
     iso = run_blocking(Sandbox(SandboxConfig(isolation="auto")).isolation())
     assert iso.mode == want, (
         f"auto chose the {iso.mode!r} tier where {want!r} works: isolation is broken"

@@ -24,6 +24,7 @@ from recursa.prompts import aggregation_text, fitted_aggregation_messages, plain
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import majority_vote, random_member, ranked_clusters
 from recursa.tasks import Problem, Task, get_task
+from recursa.tasks.base import safe_vote_keys
 
 log = logging.getLogger("recursa")
 T = TypeVar("T")
@@ -269,7 +270,7 @@ class Engine:
                     )
                 )
         population = await gather_or_cancel(coros)
-        keys = await state.task.vote_keys(state.problem, [c.answer for c in population])
+        keys = await safe_vote_keys(state.task, state.problem, [c.answer for c in population])
         if keys is not None:
             for candidate, key in zip(population, keys, strict=True):
                 candidate.vote_key = key

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, SecretStr
 
 from recursa.config import BackendConfig, RSAConfig, build_configs, load_config_file
+from recursa.errors import UsageError
 
 #: Extra spellings for some settings (the paper's letters first).
 ALIASES: dict[str, list[str]] = {
@@ -99,6 +100,13 @@ def add_settings_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = f
     add_model_flags(rsa, RSAConfig, skip)
     backend = parser.add_argument_group("backend settings")
     add_model_flags(backend, BackendConfig)
+    backend.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        default=None,
+        help="read --api-key from the first line of FILE, so that it is not on the command "
+        "line (or set OPENAI_API_KEY)",
+    )
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -119,9 +127,21 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 base = values.get(name)
                 value = {**(base if isinstance(base, dict) else {}), **dict(value)}
             values[name] = value
+    if getattr(args, "api_key_file", None):
+        values["api_key"] = read_key_file(args.api_key_file)
     if values.get("api_key") is None and os.environ.get("OPENAI_API_KEY"):
         values["api_key"] = os.environ["OPENAI_API_KEY"]
     return values
+
+
+def read_key_file(path: str) -> str:
+    """A key from a file (its first line), so that it never appears on a command line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot read the key file {path}: {reason}") from exc
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[RSAConfig, BackendConfig]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -10,9 +11,10 @@ import socket
 import sys
 from typing import Any
 
-from recursa.cli.options import add_model_flags
+from recursa.cli.options import add_model_flags, read_key_file
 from recursa.config import BackendConfig, RSAConfig, load_config_file
 from recursa.errors import MissingDependencyError, RecursaError, UsageError
+from recursa.serve.redact import redact_url, register_secrets
 from recursa.serve.settings import ServeSettings
 
 #: Upstream settings that make sense for a proxy (the backend is always `openai`; its URL and
@@ -61,6 +63,19 @@ def register(sub: Any) -> None:
         RSAConfig,
         skip=frozenset(RSAConfig.model_fields) - RSA_FIELDS,
     )
+    keys = p.add_argument_group("keys from files (nothing secret on the command line)")
+    keys.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        default=None,
+        help="read --api-key from the first line of FILE (or set RECURSA_API_KEY)",
+    )
+    keys.add_argument(
+        "--upstream-api-key-file",
+        metavar="FILE",
+        default=None,
+        help="read --upstream-api-key from the first line of FILE (or set OPENAI_API_KEY)",
+    )
     p.add_argument(
         "--config",
         metavar="FILE",
@@ -81,9 +96,19 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServeSettings, RSAConfig, B
     for name in known:
         if name in vars(args):
             values[name] = getattr(args, name)
+    for name, path in (
+        ("api_key", args_value(args, "api_key_file")),
+        (
+            "upstream_api_key",
+            args_value(args, "upstream_api_key_file"),
+        ),
+    ):
+        if path is not None:
+            values[name] = read_key_file(path)
     if values.get("upstream_api_key") is None and os.environ.get("OPENAI_API_KEY"):
         values["upstream_api_key"] = os.environ["OPENAI_API_KEY"]
-    if values.get("api_key") is None and os.environ.get("RECURSA_API_KEY"):
+    if values.get("api_key") is None and "RECURSA_API_KEY" in os.environ:
+        # Set but empty is an empty key (refused), not "no key".
         values["api_key"] = os.environ["RECURSA_API_KEY"]
     settings = ServeSettings(**{k: v for k, v in values.items() if k in serve_fields})
     rsa = RSAConfig(**{k: v for k, v in values.items() if k in RSA_FIELDS})
@@ -91,6 +116,17 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServeSettings, RSAConfig, B
         backend="openai", **{k: v for k, v in values.items() if k in UPSTREAM_FIELDS}
     )
     return settings, rsa, upstream
+
+
+def args_value(args: argparse.Namespace, name: str) -> Any:
+    return getattr(args, name, None)
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -117,15 +153,22 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from recursa.serve.app import create_app
+        from recursa.serve.limits import install_log_filters, uvicorn_options
     except ImportError as exc:
         raise MissingDependencyError("the server (starlette, uvicorn)", "serve") from exc
+    if settings.api_key is None and not loopback(settings.host):
+        raise UsageError(
+            f"recursa serve without an API key listens only on a loopback address, not "
+            f"{settings.host}: set RECURSA_API_KEY or --api-key-file"
+        )
+    register_secrets(settings)
     app = create_app(settings, rsa, upstream)
     sock = listen(settings.host, settings.port)
     if not args.quiet:
         logging.getLogger("recursa.serve").setLevel(logging.INFO)
     print(
         f"recursa serve: {_url(sock)}/v1 answers with RSA (N={rsa.n}, K={rsa.k}, T={rsa.t}, "
-        f"task {rsa.task}) over {settings.upstream_url}"
+        f"task {rsa.task}) over {redact_url(settings.upstream_url)}"
         f"{'' if settings.api_key else '; no --api-key: clients are not authenticated'}",
         file=sys.stderr,
         flush=True,
@@ -136,8 +179,10 @@ def run(args: argparse.Namespace) -> int:
             log_level="warning" if args.quiet else "info",
             access_log=not args.quiet,
             timeout_graceful_shutdown=5,
+            **uvicorn_options(settings),
         )
     )
+    install_log_filters()
     previous = signal.signal(signal.SIGTERM, _terminated)
     how = ""
     try:

@@ -26,6 +26,7 @@ from typing import Any
 from recursa.errors import UsageError
 from recursa.rl.schema import problem_from_row
 from recursa.tasks import Grade, get_task
+from recursa.tasks.base import grading_failed
 
 
 def grade_row(
@@ -36,7 +37,10 @@ def grade_row(
 ) -> Grade:
     """The evaluation grader's verdict on one completion of a verl row."""
     problem = problem_from_row(data_source, ground_truth, extra_info)
-    return get_task(problem.task).grade(problem, solution_str)
+    try:
+        return get_task(problem.task).grade(problem, solution_str)
+    except Exception as exc:  # a reward is a number for any completion, never an exception
+        return grading_failed(None, exc)
 
 
 def score_row(

@@ -28,6 +28,7 @@ from typing import Any
 from recursa.result import StepResult
 from recursa.selection import ranked_clusters
 from recursa.tasks import Problem, Task
+from recursa.tasks.base import safe_grade
 
 
 @dataclass
@@ -64,7 +65,7 @@ class StepRecord:
 async def grade_step(task: Task, problem: Problem, step: StepResult, seed: int) -> StepRecord:
     """Grade every member of a step's population and its majority answer. Grading is awaited
     (`grade_async`): code problems run their tests in the sandbox without blocking the loop."""
-    grades = await asyncio.gather(*(task.grade_async(problem, c.text) for c in step.candidates))
+    grades = await asyncio.gather(*(safe_grade(task, problem, c.text) for c in step.candidates))
     correct = [g.correct for g in grades]
     clusters = ranked_clusters(task, step.candidates, seed, problem.id)
     top = clusters[0]

@@ -85,6 +85,9 @@ def classify(
         return Status.RUNTIME_ERROR, "the sandbox supervisor was killed before the program ended"
     if "error" in launcher:
         return Status.SANDBOX_ERROR, str(launcher["error"])
+    if launcher.get("over_memory_kb"):
+        used = int(launcher["over_memory_kb"]) // 1024
+        return Status.MEMORY, f"the run's processes together used more than the limit ({used} MiB)"
     tail = last_line(stderr)
     sig = launcher.get("signal")
     cpu = float(launcher.get("cpu") or 0.0)

@@ -17,14 +17,11 @@ import random
 import shutil
 import stat
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 NAMESPACE_FLAGS = ["--fork", "--kill-child", "--pid", "--mount-proc", "--net", "--ipc", "--uts"]
-#: Directories replaced by empty read-only tmpfs inside the mount namespace.
-PRIVATE_DIRS = ["/root", "/home", "/run", "/tmp", "/var/tmp", "/dev/shm", "/mnt", "/media"]
 #: Throw-away uids (and gids) come from this range; a uid is never shared by two live runs.
 UID_RANGE = (52000, 60000)
 
@@ -61,14 +58,25 @@ def unshare_binary() -> str | None:
 
 
 def candidate_modes(requested: str) -> list[str]:
-    """Tiers to try, strongest first, for a requested isolation setting."""
+    """Tiers to try, strongest first, for a requested isolation setting. `auto` tries only
+    the namespace tiers: the `process` tier is never chosen unless asked for by name."""
     if requested != "auto":
         return [requested]
     modes = []
     if unshare_binary():
         modes += ["namespaces"] if is_root() else []
         modes += ["userns"]
-    return [*modes, "process"]
+    return modes
+
+
+#: What the `process` tier leaves open, said once when it is asked for.
+PROCESS_TIER_GAPS = (
+    "isolation 'process' runs untrusted programs without namespaces: a program can read "
+    "every file its uid can (datasets, the caller's processes' command lines and memory "
+    "when it shares the caller's uid), write where that uid may (the caller's files and "
+    "virtual environment), use the network through ctypes, open ptys and signal or kill "
+    "its supervisor; only the resource limits and the process clean-up hold"
+)
 
 
 def world_runnable(path: str) -> bool:
@@ -91,21 +99,6 @@ def world_runnable(path: str) -> bool:
 
 def interpreter(configured: str | None) -> str:
     return configured or sys.executable
-
-
-def exposed_dirs(python: str) -> list[str]:
-    """Installation directories the program's interpreter needs, to re-expose read-only."""
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    dirs.add(str(Path(os.path.realpath(python)).parent.parent))
-    dirs.add(str(Path(os.path.abspath(python)).parent.parent))
-    return sorted(os.path.realpath(d) for d in dirs)
-
-
-def private_dirs() -> list[str]:
-    home = os.path.expanduser("~")
-    extra = [home] if home not in ("/", "") else []
-    dirs = {*PRIVATE_DIRS, *extra, tempfile.gettempdir()}
-    return sorted(os.path.realpath(d) for d in dirs)
 
 
 def launcher_command(mode: str) -> list[str]:

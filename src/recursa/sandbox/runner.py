@@ -26,18 +26,18 @@ from typing import Any, TypeVar
 from recursa.errors import RecursaError
 from recursa.sandbox.execution import Execution, Status, classify
 from recursa.sandbox.isolation import (
+    PROCESS_TIER_GAPS,
     UIDS,
     Isolation,
     candidate_modes,
-    exposed_dirs,
     interpreter,
     is_root,
     launcher_command,
-    private_dirs,
     world_runnable,
 )
 from recursa.sandbox.settings import SandboxConfig
 from recursa.sandbox.sweep import sweep
+from recursa.sandbox.view import DEVICES, PROC_READ_ONLY, allow_list
 
 log = logging.getLogger("recursa")
 T = TypeVar("T")
@@ -56,6 +56,16 @@ def run_tag() -> str:
     this process's runs, so an operator can tell whose sandboxed processes are whose."""
     tag = os.environ.get("RECURSA_SANDBOX_TAG", "")
     return "".join(ch for ch in tag if ch.isalnum() or ch == "-")[:32] + "-" if tag else ""
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_process_tier() -> None:
+    """Say once per process what the explicitly chosen `process` tier does not protect."""
+    if "process" not in _WARNED:
+        _WARNED.add("process")
+        log.warning("%s (docs/SANDBOX.md)", PROCESS_TIER_GAPS)
 
 
 class SandboxUnavailable(RecursaError):
@@ -157,6 +167,8 @@ class Sandbox:
 
     async def _probe(self) -> Isolation:
         failures: list[str] = []
+        if self.config.isolation == "process":
+            _warn_process_tier()
         for mode in candidate_modes(self.config.isolation):
             tier = self._tier(mode)
             result = await self._execute(tier, "print('sandbox-ok')", "", {})
@@ -169,8 +181,16 @@ class Sandbox:
                     )
                 return tier
             failures.append(f"{mode} failed ({result.message or result.status.value})")
+        if not failures:
+            failures.append("util-linux unshare is not installed")
+        hint = (
+            "; without namespaces, untrusted code runs only with --isolation process, which "
+            "does not isolate it from your files and processes (see docs/SANDBOX.md)"
+            if self.config.isolation == "auto"
+            else ""
+        )
         raise SandboxUnavailable(
-            "the code sandbox cannot run programs on this machine: " + "; ".join(failures)
+            "the code sandbox cannot run programs on this machine: " + "; ".join(failures) + hint
         )
 
     # -- runs -------------------------------------------------------------------------------
@@ -237,9 +257,13 @@ class Sandbox:
             "gid": uid,
             "drop_caps": tier.mode == "userns",
             "mounts": tier.namespaces,
-            "hide": private_dirs(),
-            "expose": exposed_dirs(python),
+            "view": allow_list(python) if tier.namespaces else [],
+            "devices": list(DEVICES),
+            "proc_read_only": list(PROC_READ_ONLY),
             "disk_mb": cfg.disk_mb,
+            "inodes": cfg.max_files,
+            "seccomp": True,
+            "total_memory_kb": cfg.memory_mb * 1024,
             "rlimits": {
                 "as": [cfg.memory_mb * mib] * 2,
                 "cpu": [cpu, cpu + 1],

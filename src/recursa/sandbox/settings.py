@@ -30,14 +30,18 @@ class SandboxConfig(BaseModel):
     memory_mb: int = Field(
         4096,
         ge=64,
-        description="Address-space limit per run, in MiB (4 GiB: room for LiveCodeBench "
-        "solutions, whose harness and the reference's set none; still a limit).",
+        description="Memory limit per run, in MiB: the address space of each process, and "
+        "the resident memory of all the run's processes together (4 GiB: room for "
+        "LiveCodeBench solutions, whose harness and the reference's set none; still a limit).",
     )
     max_output_mb: float = Field(
         16.0, gt=0, description="Stdout (and stderr) size per run, in MiB, before it is killed."
     )
     disk_mb: int = Field(
         64, ge=1, description="Largest file a run may write (and its scratch space), in MiB."
+    )
+    max_files: int = Field(
+        4096, ge=16, description="Files and directories a run may create (its tmpfs inodes)."
     )
     max_processes: int = Field(
         32, ge=1, description="Processes and threads one run may have at once."

@@ -27,7 +27,9 @@ from recursa.serve.body import read_json_object
 from recursa.serve.disconnect import ClientGone, unless_disconnected
 from recursa.serve.errors import APIError, api_error_handler
 from recursa.serve.job import Job, prepare
+from recursa.serve.limits import Admission, admit
 from recursa.serve.models import model_entries, parse_model_name
+from recursa.serve.redact import redact_url, register_secrets
 from recursa.serve.reply import ReplyMeta, completion_body
 from recursa.serve.responses import EventStream, ResponseMeta, chat_body, response_body
 from recursa.serve.schema import ChatRequest, parse_request
@@ -64,6 +66,7 @@ class Proxy:
         self.upstream_config = upstream
         self.api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self._upstream: Upstream | None = None
+        self.admission = Admission(settings.max_inflight_generations, settings.max_inflight_bytes)
 
     @property
     def upstream(self) -> Upstream:
@@ -87,7 +90,7 @@ class Proxy:
         return JSONResponse(
             {
                 "status": "ok",
-                "upstream": upstream.url,
+                "upstream": redact_url(upstream.url),
                 "model": upstream.model,
                 "in_flight": upstream.dispatcher.in_flight,
                 "concurrency": upstream.dispatcher.concurrency,
@@ -111,13 +114,15 @@ class Proxy:
 
     async def _prepare(self, chat: ChatRequest) -> Job:
         settings = self.settings
-        return await prepare(
+        job = await prepare(
             self.upstream,
             self.rsa_defaults,
             chat,
             settings.max_generations,
             settings.upstream_schema_format,
         )
+        admit(job, chat, self.rsa_defaults, settings, self.admission)
+        return job
 
     def _logger(self, id: str, job: Job) -> Callable[[SolveResult], None]:
         started = time.monotonic()
@@ -218,6 +223,7 @@ def create_app(
             "api_key": settings.upstream_api_key,
         }
     )
+    register_secrets(settings)
     proxy = Proxy(settings, rsa or RSAConfig(), backend)
     middleware = []
     if settings.cors_origin:

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from recursa.serve import strict_json
 from recursa.serve.errors import APIError, bad_request
 
 #: Past the limit the rest of the body is still read and discarded, up to this much, so the
@@ -50,7 +51,9 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if not raw.strip():
         raise bad_request("the request body is empty; send a JSON object", code="invalid_json")
     try:
-        data = json.loads(raw)
+        data = strict_json.loads(raw)
+    except strict_json.MalformedJSON as exc:
+        raise bad_request(f"the request body is refused: {exc}", code="invalid_json") from exc
     except UnicodeDecodeError as exc:
         raise bad_request("the request body is not UTF-8 text", code="invalid_json") from exc
     except json.JSONDecodeError as exc:

@@ -8,6 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from recursa.serve.redact import scrub
+
 log = logging.getLogger("recursa.serve")
 
 
@@ -22,10 +24,13 @@ class APIError(Exception):
         type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        message = scrub(message)
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
         self.type = type
         self.code = code
         self.param = param
@@ -42,8 +47,10 @@ class APIError(Exception):
         }
 
     def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+        headers = dict(self.headers or {})
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(self.body(), status_code=self.status, headers=headers or None)
 
 
 def bad_request(message: str, code: str = "invalid_value", param: str | None = None) -> APIError:

@@ -40,6 +40,38 @@ class ServeSettings(BaseModel):
     max_generations: int = Field(
         4096, ge=1, description="Most generations (N x T) one request may ask for."
     )
+    # Limits against hostile clients (serve/limits.py, docs/SERVE.md "Limits").
+    max_tokens_limit: int = Field(
+        32768, ge=1, description="Largest max_tokens a request may ask for per generation."
+    )
+    allow_k_equals_n: bool = Field(
+        False, description="Let a request ask for K = N (every aggregation sees everything)."
+    )
+    max_request_bytes: int = Field(
+        64 << 20,
+        ge=1024,
+        description="Most prompt bytes one request's step may send upstream: "
+        "N x (prompt + K x max_tokens x 4).",
+    )
+    max_inflight_generations: int = Field(
+        16384,
+        ge=1,
+        description="Generations of all running requests together; past it a request gets 429.",
+    )
+    max_inflight_bytes: int = Field(
+        256 << 20,
+        ge=1024,
+        description="Prompt bytes of all running requests together; past it a request gets 429.",
+    )
+    read_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a whole request (headers, body)."
+    )
+    keepalive_timeout: float = Field(
+        5.0, gt=0, description="Seconds an idle kept-alive connection stays open."
+    )
+    max_connections: int = Field(
+        256, ge=1, description="Open connections at once; one more is answered 503 and closed."
+    )
     upstream_schema_format: Literal["json_schema", "json_object"] = Field(
         "json_schema",
         description="How a JSON schema (response_format json_schema) is sent upstream: "
@@ -58,6 +90,16 @@ class ServeSettings(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("the upstream URL must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @field_validator("api_key", "upstream_api_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "the API key is empty or only whitespace; give a real key, or none at all "
+                "(then clients are not authenticated, which only a loopback address allows)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _upstream_given(self) -> ServeSettings:

@@ -23,6 +23,7 @@ from recursa.errors import (
 from recursa.result import SolveResult
 from recursa.serve.errors import APIError, bad_request, upstream_failed
 from recursa.serve.models import upstream_ids
+from recursa.serve.redact import redact_url
 from recursa.tasks import Problem, Task
 
 log = logging.getLogger("recursa.serve")
@@ -77,7 +78,8 @@ class Upstream:
 
     @property
     def url(self) -> str:
-        return self.backend.base_url
+        """The upstream's base URL as it may be shown (credentials redacted)."""
+        return redact_url(self.backend.base_url)
 
     @property
     def model(self) -> str | None:

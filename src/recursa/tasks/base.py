@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class Grade:
     def correct(self) -> bool:
         return self.score >= 1.0
 
+
+log = logging.getLogger("recursa")
 
 _SPACES = re.compile(r"\s+")
 
@@ -152,3 +155,32 @@ def no_answer() -> Grade:
 
 def not_text(completion: object) -> Grade:
     return Grade(0.0, None, f"the completion is a {type(completion).__name__}, not text")
+
+
+def grading_failed(answer: str | None, exc: BaseException) -> Grade:
+    """The verdict when a grader itself failed on a completion: that completion scores 0
+    with the failure as its reason; nothing else is affected."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return Grade(0.0, answer, f"grading failed ({detail})", {"status": "grading_error"})
+
+
+async def safe_grade(task: Task, problem: Problem, completion: str) -> Grade:
+    """`task.grade_async`, total: a grader that raises gives that completion a failing
+    grade with the reason (graders should never raise; this is the last net)."""
+    try:
+        return await task.grade_async(problem, completion)
+    except Exception as exc:
+        return grading_failed(None, exc)
+
+
+async def safe_vote_keys(
+    task: Task, problem: Problem, answers: Sequence[str | None]
+) -> list[str | None] | None:
+    """`task.vote_keys`, total: when computing the keys fails, the vote falls back to the
+    answers' own keys (as for a task without vote keys) instead of ending the run."""
+    try:
+        return await task.vote_keys(problem, answers)
+    except Exception as exc:
+        log.warning("vote keys for problem %s failed (%s); voting on answers", problem.id, exc)
+        return None

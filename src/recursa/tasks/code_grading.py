@@ -16,7 +16,7 @@ from typing import Any
 
 from recursa.errors import RecursaError
 from recursa.sandbox import Sandbox, Status, run_blocking
-from recursa.tasks.base import Grade, no_answer, not_text
+from recursa.tasks.base import Grade, grading_failed, no_answer, not_text
 from recursa.tasks.code_tests import CodeTest, TestOutcome, run_test
 
 TestSpec = CodeTest | dict[str, Any]
@@ -85,6 +85,8 @@ async def grade_code_async(
                     return Grade(0.0, code, reason, detail)
     except RecursaError as exc:
         return Grade(0.0, code, f"the code could not be run: {exc}")
+    except Exception as exc:  # one completion's grading failure never ends an evaluation
+        return grading_failed(code, exc)
     detail = {"passed": len(cases), "total": len(cases)}
     return Grade(1.0, code, "", detail)
 
@@ -116,7 +118,7 @@ async def output_signature(
     box = sandbox or default_sandbox()
     try:
         outcomes = await asyncio.gather(*(run_test(box, code, t, func_name) for t in inputs))
-    except RecursaError:
+    except Exception:  # a program that cannot be run (or judged) casts no vote
         return None
     results = [o.output if o.output is not None else f"<{o.status.value}>" for o in outcomes]
     if all(o.output is None for o in outcomes):

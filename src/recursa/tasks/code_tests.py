@@ -96,16 +96,38 @@ def stripped_lines(text: str) -> list[str]:
     return [line.strip() for line in text.strip().split("\n")]
 
 
+#: Longest token read as a number: a longer one is compared as text only (a program may
+#: print a million digits; the reference never does).
+MAX_NUMBER_CHARS = 4096
+
+
 def _decimals(line: str) -> list[Decimal] | None:
+    """The line as finite decimal numbers, or None. Total: NaN, sNaN, infinities and
+    over-long tokens are not numbers here (comparing a signalling NaN would raise)."""
+    numbers = []
+    for token in line.split():
+        if len(token) > MAX_NUMBER_CHARS:
+            return None
+        try:
+            number = Decimal(token)
+        except (InvalidOperation, ValueError, ArithmeticError):
+            return None
+        if not number.is_finite():
+            return None
+        numbers.append(number)
+    return numbers
+
+
+def _same_numbers(a: list[Decimal], b: list[Decimal]) -> bool:
     try:
-        return [Decimal(token) for token in line.split()]
-    except InvalidOperation:
-        return None
+        return a == b
+    except ArithmeticError:  # defensive: finite decimals compare without signalling
+        return False
 
 
 def stdout_matches(actual: str, expected: str) -> bool:
     """Line by line after stripping; a line that differs as text still matches when both
-    are the same sequence of numbers (so `1.0` equals `1.00`)."""
+    are the same sequence of finite numbers (so `1.0` equals `1.00`). Never raises."""
     got, want = stripped_lines(actual), stripped_lines(expected)
     if len(got) != len(want):
         return False
@@ -113,16 +135,32 @@ def stdout_matches(actual: str, expected: str) -> bool:
         if a == b:
             continue
         da, db = _decimals(a), _decimals(b)
-        if da is None or db is None or da != db:
+        if da is None or db is None or not _same_numbers(da, db):
             return False
     return True
 
 
 def _json(text: str) -> tuple[bool, Any]:
+    """(True, value) for JSON text, else (False, None). Total: nesting past the recursion
+    limit, integers past Python's digit limit and anything else json refuses are not JSON."""
     try:
         return True, json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError, MemoryError):
         return False, None
+
+
+def _json_equal(got: Any, want: Any) -> bool:
+    try:
+        return bool(got == want)
+    except (RecursionError, ArithmeticError, MemoryError):
+        return False
+
+
+def _canonical(value: Any, fallback: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (ValueError, TypeError, RecursionError, MemoryError):
+        return fallback
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -134,18 +172,30 @@ def normalised_output(test: CodeTest, stdout: str) -> str:
     """The output in a canonical form: equal forms mean equal answers (majority voting)."""
     if test.kind == "functional":
         ok, value = _json(stdout)
-        return json.dumps(value, sort_keys=True) if ok else stdout.strip()
+        return _canonical(value, stdout.strip()) if ok else stdout.strip()
     return "\n".join(stripped_lines(stdout))
 
 
 def _judge(test: CodeTest, run: Execution) -> TestOutcome:
+    """The verdict on one finished run. Total: whatever the program printed or returned,
+    the answer is a test outcome (an output that cannot be compared is a wrong answer)."""
     if not run.ok:
         return TestOutcome(run.status, run.message, None, run)
+    try:
+        return _compare(test, run)
+    except Exception as exc:  # every comparison is total; this is the last net
+        message = f"the output could not be compared ({type(exc).__name__})"
+        return TestOutcome(Status.WRONG_ANSWER, message, _short(run.stdout), run)
+
+
+def _compare(test: CodeTest, run: Execution) -> TestOutcome:
     output = normalised_output(test, run.stdout)
     if test.kind == "functional":
         ok_got, got = _json(run.stdout)
         ok_want, want = _json(test.output)
-        matched = ok_got and (got == want if ok_want else run.stdout.strip() == test.output.strip())
+        matched = ok_got and (
+            _json_equal(got, want) if ok_want else run.stdout.strip() == test.output.strip()
+        )
     else:
         matched = stdout_matches(run.stdout, test.output)
     if matched:
