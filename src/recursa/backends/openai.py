@@ -19,7 +19,6 @@ import asyncio
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from recursa.backends.base import Backend, Completion, GenerationRequest, RetryableError
+from recursa.backends.openai_errors import VALIDATION, error_fields, error_info
 from recursa.backends.openai_server import (
     DISABLED_SAMPLING,
     ServerTokenizer,
@@ -72,67 +72,6 @@ TOKENIZE_CONCURRENCY = 8
 #: Times one request is resent after the server refused a field recursa added on its own.
 MAX_ADAPTATIONS = 4
 
-_REJECTED = [
-    re.compile(r"[Uu]nsupported parameter:?\s*'?([A-Za-z_]+)"),
-    re.compile(r"[Uu]nrecognized request argument supplied:?\s*'?([A-Za-z_]+)"),
-    re.compile(r"'([A-Za-z_]+)' is not supported"),
-]
-#: How pydantic (llama-cpp-python's server) words a rejected request.
-_VALIDATION = re.compile(r"\d+ validation errors?\b")
-#: Error codes (OpenAI's `error.code`, pydantic's `detail[].type`) that mean "no such field".
-_UNSUPPORTED_CODES = {"unsupported_parameter", "unknown_parameter", "extra_forbidden"}
-
-
-def _pydantic_detail(detail: list[Any]) -> tuple[str, str | None]:
-    """FastAPI's 422 `detail` list as one clause, and the field it calls unknown."""
-    parts, unknown = [], None
-    for item in detail[:3]:
-        if not isinstance(item, dict):
-            continue
-        loc = [str(p) for p in item.get("loc", []) if p != "body"]
-        parts.append(f"{'.'.join(loc) or 'body'}: {item.get('msg', 'invalid')}")
-        if item.get("type") in _UNSUPPORTED_CODES and len(loc) == 1:
-            unknown = unknown or loc[0]
-    return "; ".join(parts) or "invalid request", unknown
-
-
-def error_info(response: httpx.Response) -> tuple[str, str | None]:
-    """The server's error message (one line, at most 300 characters) and the request field
-    it says the server does not take, if it says so."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text[:300].strip() or response.reason_phrase
-        return " ".join(text.split()), None
-    unknown = None
-    if isinstance(body, dict) and isinstance(body.get("detail"), list):
-        message, unknown = _pydantic_detail(body["detail"])
-    elif isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            message = str(err.get("message") or body.get("message") or body.get("detail") or err)
-            param, code = err.get("param"), err.get("code")
-            if isinstance(param, str) and code in _UNSUPPORTED_CODES:
-                unknown = param
-        else:
-            message = str(body.get("message") or err)
-    else:
-        message = str(body)
-    message = " ".join(message.split())
-    # llama-cpp-python appends a traceback ('File "...", line N') to some messages.
-    message = message.split(' File "', 1)[0].strip()[:300]
-    if unknown is None:
-        for pattern in _REJECTED:
-            match = pattern.search(message)
-            if match:
-                unknown = match.group(1)
-                break
-    return message, unknown
-
-
-def _error_detail(response: httpx.Response) -> str:
-    return error_info(response)[0]
-
 
 def completion_text(message: dict[str, Any]) -> str:
     """The candidate's text: reasoning returned apart (`reasoning_content`, `reasoning`) as a
@@ -146,23 +85,6 @@ def completion_text(message: dict[str, Any]) -> str:
         think = f"<think>\n{reasoning.strip()}\n</think>"
         return f"{think}\n\n{text.lstrip()}" if text.strip() else think
     return text
-
-
-def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, bool]:
-    """`code` and `param` of an OpenAI-format error body, and whether the body is one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None, False
-    err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
-        return None, None, False
-    code, param = err.get("code"), err.get("param")
-    return (
-        str(code) if isinstance(code, (str, int)) and code != "" else None,
-        str(param) if isinstance(param, str) and param else None,
-        True,
-    )
 
 
 def _count(value: object) -> int | None:
@@ -421,7 +343,7 @@ class OpenAIBackend(Backend):
         return False
 
     def _detail(self, response: httpx.Response) -> str:
-        return redact(_error_detail(response), self._secret)
+        return redact(error_info(response)[0], self._secret)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         await self.start()
@@ -447,7 +369,7 @@ class OpenAIBackend(Backend):
 
     def _completion(self, request: GenerationRequest, response: httpx.Response) -> Completion:
         status = response.status_code
-        if status == 500 and _VALIDATION.match(self._detail(response)):
+        if status == 500 and VALIDATION.match(self._detail(response)):
             status = 400  # llama-cpp-python reports a request it rejects as a 500: not transient
         if status in RETRY_STATUSES:
             raise RetryableError(
@@ -460,7 +382,7 @@ class OpenAIBackend(Backend):
             )
         if status >= 400:
             detail = self._detail(response)
-            code, param, api_error = _error_fields(response)
+            code, param, api_error = error_fields(response)
             raise RequestRefusedError(
                 f"the server at {self.base_url} refused the request "
                 f"(HTTP {response.status_code}): {detail}",
