@@ -9,11 +9,12 @@ Problems proceed independently: a problem's step t+1 starts as soon as its own s
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from recursa.backends.base import (
     Completion,
@@ -24,14 +25,15 @@ from recursa.backends.base import (
 )
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
-from recursa.context import fit_plain
+from recursa.context import ESTIMATE_NOTE, fit_plain, is_empty, show_empty, strip_think
 from recursa.errors import ContextOverflowError
-from recursa.final_selection import SELECTIONS
+from recursa.final_selection import SELECTIONS, SelectionRun
 from recursa.gather import gather_or_cancel
 from recursa.hashing import request_seed, stable_rng
-from recursa.prompts import fitted_aggregation_messages, plain_messages
+from recursa.prompts import aggregation_text, fitted_aggregation_messages, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import ranked_clusters
+from recursa.store import GENERATE, CompletionStore
 from recursa.summaries import SUMMARIZE, summary_messages
 from recursa.tasks import Problem, Task, get_task
 from recursa.tasks.base import safe_vote_keys
@@ -39,30 +41,6 @@ from recursa.tasks.base import safe_vote_keys
 __all__ = ["CompletionStore", "Engine", "draw_subset", "gather_or_cancel"]
 
 log = logging.getLogger("recursa")
-
-#: The phase of the population's own generations (a selection's calls have their own).
-GENERATE = "generate"
-
-
-class CompletionStore(Protocol):
-    """Durable completions: asked before the backend, told of every new completion. The
-    population's completions are phase "generate"; a selection's model calls (verify) are
-    stored under their own phase."""
-
-    def lookup(
-        self, problem_id: str, step: int, slot: int, phase: str = GENERATE
-    ) -> Completion | None: ...
-
-    def record(
-        self,
-        problem_id: str,
-        step: int,
-        slot: int,
-        request: GenerationRequest,
-        completion: Completion,
-        phase: str = GENERATE,
-    ) -> None: ...
-
 
 #: Called when a problem's step is complete; may be a coroutine function, which the engine
 #: awaits before that problem's next step (other problems go on meanwhile).
@@ -109,7 +87,7 @@ class Engine:
         self.tasks = tasks or get_task
         self.selection = SELECTIONS.get(config.selection)
         self.config = config
-        self.context_tokens = context_tokens or dispatcher.backend.context_tokens
+        self._context_tokens = context_tokens
         self.store = store
         self.on_step = on_step
         self.on_generation = on_generation
@@ -117,7 +95,14 @@ class Engine:
         #: Extra request-body fields sent with every generation (GenerationRequest.params).
         self.request_params = dict(request_params or {})
         self._told_truncation = False
+        self._told_empty = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The window prompts are fitted to: the setting, else what the backend knows (an
+        openai server's own figure is known once `start()` asked it)."""
+        return self._context_tokens or self.dispatcher.backend.context_tokens
 
     # -- one generation: the store, the dispatcher, the record -----------------------------
     async def _complete(
@@ -133,6 +118,9 @@ class Engine:
         extra = {} if phase == GENERATE else {"phase": phase}
         completion = store.lookup(pid, step, slot, **extra) if store else None
         if completion is None:
+            # The backend learns what it needs (a server's model, window) before the first
+            # request it sends; a run answered entirely from its journal asks nothing.
+            await self.dispatcher.start()
             request = await build()
             reference = None if problem.answer is None else str(problem.answer)
             with problem_context(ProblemContext(pid, reference, phase)):
@@ -161,12 +149,25 @@ class Engine:
             parents=parents,
             logprobs=completion.logprobs,
         )
+        if is_empty(candidate.text):
+            self._note_empty(state)
         state.usage["prompt_tokens"] += candidate.prompt_tokens
         state.usage["completion_tokens"] += candidate.completion_tokens
         state.usage["generations"] += 1
         if self.on_generation is not None:
             self.on_generation(state.problem, candidate)
         return candidate
+
+    def _note_empty(self, state: _State) -> None:
+        """An empty completion: a candidate without an answer, counted and said once."""
+        state.usage["empty_completions"] = state.usage.get("empty_completions", 0) + 1
+        if not self._told_empty:
+            self._told_empty = True
+            log.warning(
+                "%s returned an empty completion (no text outside <think> blocks): it counts "
+                "as a candidate without an answer and is shown to aggregation as giving none",
+                self.dispatcher.backend.description,
+            )
 
     def _request(
         self,
@@ -215,7 +216,15 @@ class Engine:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
             text = "\n".join(m["content"] for m in messages)
-            max_tokens = fit_plain(self._count(text), self.context_tokens, self.config.max_tokens)
+            backend = self.dispatcher.backend
+            if self.context_tokens is not None:
+                await backend.prepare_counts([text])
+            max_tokens = fit_plain(
+                self._count(text),
+                self.context_tokens,
+                self.config.max_tokens,
+                estimated=backend.counts_are_estimates,
+            )
             return self._request(state.problem, 1, slot, messages, max_tokens)
 
         return build
@@ -224,6 +233,13 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
+            backend = self.dispatcher.backend
+            if self.context_tokens is not None:  # the server counts what will be counted
+                texts = [show_empty(t) for t in shown]
+                bare = aggregation_text(state.task, state.problem, [""] * len(texts))
+                stripped = [strip_think(t) for t in texts] if self.config.think != "keep" else []
+                history = [m.get("content") or "" for m in state.problem.history]
+                await backend.prepare_counts([bare, *texts, *stripped, *history])
             messages, fitted = fitted_aggregation_messages(
                 state.task,
                 state.problem,
@@ -232,13 +248,16 @@ class Engine:
                 context_tokens=self.context_tokens,
                 max_tokens=self.config.max_tokens,
                 count=self._count,
+                estimated=backend.counts_are_estimates,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
                 log.warning(
-                    "candidates are too long for the %s-token context window: their beginnings "
-                    "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
+                    "candidates are too long for the %s-token context window%s: their "
+                    "beginnings are cut, keeping each one's end (see docs/ARCHITECTURE.md, "
+                    "context policy)",
                     self.context_tokens,
+                    " by token counts" + ESTIMATE_NOTE if backend.counts_are_estimates else "",
                 )
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
 
@@ -343,10 +362,48 @@ class Engine:
     def _new_state(self, problem: Problem, task: Task | None) -> _State:
         return _State(problem, task or self.tasks(problem.task))
 
+    async def _selection_call(
+        self,
+        problem: Problem,
+        phase: str,
+        step: int,
+        slot: int,
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+    ) -> Completion:
+        """A selection's own model call (verify), through the one generation path."""
+
+        async def build() -> GenerationRequest:
+            return self._request(
+                problem,
+                step,
+                slot,
+                messages,
+                max_tokens,
+                phase=phase,
+                temperature=temperature,
+                sampled=False,
+            )
+
+        return await self._complete(problem, phase, step, slot, build)
+
     async def _finish(self, state: _State) -> SolveResult:
         cfg = self.config
         last = state.steps[-1]
-        selected = await self.selection.select(_SelectionRun(self, state, last))
+        selected = await self.selection.select(
+            SelectionRun(
+                state.task,
+                state.problem,
+                last.candidates,
+                last.ranked,
+                cfg.seed,
+                cfg,
+                self.context_tokens,
+                self._count,
+                functools.partial(self._selection_call, state.problem),
+            )
+        )
         chosen = selected.candidate
         return SolveResult(
             problem_id=state.problem.id,
@@ -426,47 +483,3 @@ class Engine:
                 await on_result(problem, result)
 
         await gather_or_cancel([worker() for _ in range(window or self.window())])
-
-
-class _SelectionRun:
-    """The `SelectionContext` of one problem: the engine's generation path for a selection's
-    own model calls."""
-
-    def __init__(self, engine: Engine, state: _State, last: StepResult) -> None:
-        self.engine = engine
-        self.task = state.task
-        self.problem = state.problem
-        self.candidates = last.candidates
-        self.ranked = last.ranked
-        self.seed = engine.config.seed
-        self.settings = engine.config
-        self.context_tokens = engine.context_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self.engine._count(text)
-
-    async def generate(
-        self,
-        phase: str,
-        step: int,
-        slot: int,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-    ) -> Completion:
-        engine = self.engine
-
-        async def build() -> GenerationRequest:
-            return engine._request(
-                self.problem,
-                step,
-                slot,
-                messages,
-                max_tokens,
-                phase=phase,
-                temperature=temperature,
-                sampled=False,
-            )
-
-        return await engine._complete(self.problem, phase, step, slot, build)

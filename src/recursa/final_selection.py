@@ -13,7 +13,7 @@ metrics and reports without any of them knowing the selection.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, Protocol
@@ -53,6 +53,37 @@ class SelectionContext(Protocol):
     ) -> Completion:
         """One model call through the engine (stored under `phase`, step and slot)."""
         ...
+
+
+@dataclass
+class SelectionRun:
+    """The `SelectionContext` the engine builds for one problem: its pieces, the engine's
+    token counter and its generation path for the selection's own calls."""
+
+    task: Task
+    problem: Problem
+    candidates: list[Candidate]
+    ranked: list[list[int]]
+    seed: int
+    settings: Any
+    context_tokens: int | None
+    counter: Callable[[str], int]
+    caller: Callable[[str, int, int, list[Message], int, float], Awaitable[Completion]]
+
+    def count_tokens(self, text: str) -> int:
+        return self.counter(text)
+
+    async def generate(
+        self,
+        phase: str,
+        step: int,
+        slot: int,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+    ) -> Completion:
+        return await self.caller(phase, step, slot, messages, max_tokens, temperature)
 
 
 @dataclass

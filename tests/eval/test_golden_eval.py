@@ -2,9 +2,10 @@
 
 The fixture under tests/fixtures/golden/ was made with the code without the restructuring of
 issue 12 (registries, options models, methods as strategies), by the same commands this test
-runs: first at the issue's start, then again from main (9124573) when the branch merged
+runs: first at the issue's start, then again from main's code each time the branch merged
 main's own intended changes of the outputs (issue 13: raw scores, quartiles, the reference's
-verification), so that what is compared is the restructuring alone.
+verification; issue 14: empty_completions in summary.json), so that what is compared is the
+restructuring alone.
 
 What is compared, byte for byte: metrics.jsonl, problems.jsonl, summary.json and report.md.
 Left out, because they vary from run to run: summary.json's `run.wall_s` and

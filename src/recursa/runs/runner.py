@@ -164,6 +164,8 @@ class _Run:
         # This run's task instances, built with its resources (the code sandbox settings).
         self.tasks = TaskSet({"sandbox": ev.sandbox})
         self.selection = SELECTIONS.get(cfg.selection)
+        #: Completions without text outside <think> blocks (candidates without an answer).
+        self.empty_completions = 0
         self.engine = Engine(
             dispatcher,
             cfg,
@@ -216,6 +218,7 @@ class _Run:
             "steps": [r.to_dict() for r in records],
             "usage": dict(result.usage),
         }
+        self.empty_completions += result.usage.get("empty_completions", 0)
         if details is not None:
             record[self.selection.name] = {**details, **metrics}
         self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
@@ -351,6 +354,7 @@ async def _execute(
             "reused_from_journal": journal.reused,
             "journaled": journal.count(),
             "retries_this_session": dispatcher.usage.retries,
+            "empty_completions": session.empty_completions,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     }
