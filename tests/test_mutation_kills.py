@@ -3,6 +3,7 @@ each asserts something a user would meet if the mutated line shipped."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 
 from recursa import Dispatcher, Engine, RSAConfig
 from recursa.backends.base import Completion, GenerationRequest
+from recursa.backends.dispatch import Usage, valid_unicode
 from recursa.backends.mock import MockBackend
 from recursa.errors import RecursaError
 from recursa.result import StepResult
@@ -317,3 +319,44 @@ def test_early_stop_compares_vote_keys_when_both_steps_have_them() -> None:
     assert not engine._agreed(task, _stepres("5", "k"), _stepres(None, "k"))
     assert not engine._agreed(task, _stepres("5", "k"), _stepres("5", "k", 0.75))
     assert not engine._agreed(task, None, _stepres("5", "k"))
+
+
+# -- backends/dispatch.py: usage totals and text repair -------------------------------------
+def test_usage_adds_up_every_completion() -> None:
+    usage = Usage()
+    usage.add(Completion("a", prompt_tokens=3, completion_tokens=5))
+    usage.add(Completion("b", prompt_tokens=4, completion_tokens=6))
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.requests) == (7, 11, 2)
+
+
+def test_valid_unicode_replaces_lone_surrogates_and_joins_pairs() -> None:
+    assert valid_unicode("ok \u00e9") == "ok \u00e9"
+    assert valid_unicode("a\ud800b") == "a\ufffdb"
+    assert valid_unicode("\ud83d\ude00") == "\U0001f600"
+
+
+# -- engine.py: a journal replays a run exactly -------------------------------------------
+def test_a_journaled_run_is_replayed_slot_for_slot(tmp_path: Path) -> None:
+    cfg = RSAConfig(n=3, k=2, t=2, task="math", seed=4)
+    problem = Problem("p7", "q", answer="5", task="math")
+    first = Journal(tmp_path / "j.sqlite")
+    first.begin_session()
+    ran = asyncio.run(Engine(Dispatcher(MockBackend()), cfg, store=first).run(problem))
+    assert first.count(GENERATE) == 6 and first.requested == 6
+    rows = sqlite3.connect(tmp_path / "j.sqlite").execute(
+        "SELECT problem_id, step, slot, text FROM completions ORDER BY step, slot"
+    )
+    texts = {(s, c.slot): c.text for s, st in enumerate(ran.steps, 1) for c in st.candidates}
+    assert [(r[0], r[1], r[2]) for r in rows.fetchall()] == [
+        ("p7", s, i) for s in (1, 2) for i in range(3)
+    ]
+    first.close()
+
+    again = Journal(tmp_path / "j.sqlite")
+    backend = MockBackend(script=lambda req: "never \\boxed{0}")
+    replay = asyncio.run(Engine(Dispatcher(backend), cfg, store=again).run(problem))
+    assert backend.calls == [] and again.reused == 6 and again.requested == 0
+    assert {
+        (s, c.slot): c.text for s, st in enumerate(replay.steps, 1) for c in st.candidates
+    } == texts
+    assert replay.answer == ran.answer and replay.problem_id == "p7"
