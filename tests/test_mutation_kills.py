@@ -23,7 +23,7 @@ from recursa.serve.errors import APIError
 from recursa.tasks import get_task
 from recursa.tasks.base import Problem
 from recursa.tasks.math import math_reference_error
-from recursa.tasks.multiple_choice import MultipleChoiceTask, grade_choice
+from recursa.tasks.multiple_choice import MultipleChoiceTask, grade_choice, reference_normal_form
 from recursa.tasks.reasoning_gym import grade_reasoning_gym
 
 KEY = "s3cret-key"
@@ -360,3 +360,28 @@ def test_a_journaled_run_is_replayed_slot_for_slot(tmp_path: Path) -> None:
         (s, c.slot): c.text for s, st in enumerate(replay.steps, 1) for c in st.candidates
     } == texts
     assert replay.answer == ran.answer and replay.problem_id == "p7"
+
+
+def test_reference_normal_form_is_verls_strip_string_for_letters() -> None:
+    assert reference_normal_form(" B\n") == "B"
+    assert reference_normal_form("B\nC") == "BC"
+    assert reference_normal_form("\\!B") == "B"
+    assert reference_normal_form("\\$B") == "B"
+    assert reference_normal_form("B \\text{ cal}") == "B"
+    assert reference_normal_form("B\\text{cal}") == "B\\text{cal}"
+    assert reference_normal_form("x = B") == "B"
+    assert reference_normal_form("ab=B") == "B"
+    assert reference_normal_form("ab = B") == "ab=B"  # "ab " is three characters
+    assert reference_normal_form("abc = B") == "abc=B"
+    assert reference_normal_form("a = b = B") == "a=b=B"
+    assert reference_normal_form("B : 4000 cal") == "B:4000cal"
+
+
+def test_choice_verdicts_keep_the_answer_and_name_the_problem() -> None:
+    options = ["w", "x", "y"]
+    assert grade_choice("\\boxed{B}", "B", options).answer == "B"
+    assert grade_choice("\\boxed{E}", "A", options).answer == "E"
+    assert grade_choice("\\boxed{B}", None).answer == "B"
+    assert "option letter alone" in grade_choice("\\boxed{BB}", "A").reason
+    assert "option letter alone" in grade_choice("\\boxed{1}", "A").reason
+    assert grade_choice("no box", "A").reason == "no \\boxed{} answer found in the completion"
