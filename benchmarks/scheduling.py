@@ -14,7 +14,9 @@ bound becomes memory-aware, the table gains `kv peak`, `preempted tokens` and `p
 hit` columns, and a second table compares, at each point, the pipelined schedule with no
 limit, the same schedule with the dispatcher's admission control (at most the pool's tokens
 in flight, each request counted as prompt + max_tokens, and as prompt + the mean reported
-completion) and the step barrier.
+completion), both schedules with the other setting of vLLM's `--watermark` (0.01, what the
+vLLM backend sets where vLLM has it, or 0, vLLM's default and older releases) and the step
+barrier. `--watermark F` sets the first table's (default 0.01).
 
     python benchmarks/scheduling.py            # the sweep: problems 1/8/30/100 x B 64/256
     python benchmarks/scheduling.py --quick    # under a minute; still runs the paper point
@@ -28,7 +30,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -43,6 +45,7 @@ from recursa.backends.simulated import (
     LowerBound,
     SimulatedEngine,
 )
+from recursa.backends.vllm import VLLM_WATERMARK
 from recursa.errors import BackendError
 from recursa.virtual_clock import run_virtual
 
@@ -57,11 +60,37 @@ SENSITIVITY_SIGMAS = [0.4, 0.6, 1.0]
 MEMORY_PROBLEM_WORDS = 100
 #: The admission-control variants measured under a memory model: (label, estimate).
 ADMISSION = [("bounded max", "max_tokens"), ("bounded usage", "usage")]
+#: vLLM's `--watermark` as the vLLM backend sets it; the second table adds the other setting.
+WATERMARK = VLLM_WATERMARK
+
+
+def other_watermark(watermark: float) -> float:
+    """The watermark the second table compares with: vLLM's default (0), or the backend's."""
+    return 0.0 if watermark else WATERMARK
 
 
 def step_priority(request: GenerationRequest) -> int:
     """vLLM's priority as the vLLM backend sets it: the request's step (lower runs first)."""
     return int(request.meta.get("step", 0))
+
+
+def staggered_priority(stagger: int) -> Callable[[GenerationRequest], int]:
+    """Priority `stagger` x step + the problem's index (problem "p7": 7): problem i runs as if
+    i / stagger steps behind, so early problems move ahead and their aggregation prompts share
+    the engine with later problems' first step. Measured only here (benchmarks/README.md);
+    the vLLM backend sends the step."""
+
+    def priority(request: GenerationRequest) -> int:
+        index = int(str(request.meta.get("problem_id", "p0")).lstrip("p") or 0)
+        return stagger * step_priority(request) + index
+
+    return priority
+
+
+def priority_of(stagger: int | None) -> Callable[[GenerationRequest], int] | None:
+    if stagger is None:
+        return None
+    return step_priority if stagger == 0 else staggered_priority(stagger)
 
 
 @dataclass(frozen=True)
@@ -90,14 +119,19 @@ def run_once(
     sync_steps: bool,
     memory: MemoryModel | None = None,
     admission: InFlightEstimate | None = None,
-    by_step: bool = True,
+    stagger: int | None = 0,
+    watermark: float = 0.0,
 ) -> Run:
     """The paper's RSA settings (N 16, K 4, T 10, 8,192 max tokens) on `problems` problems;
     with `admission`, the dispatcher keeps at most the pool's tokens in flight. Under a memory
-    model the engine schedules by priority = step (what the vLLM backend asks for), unless
-    `by_step` is False (first come, first served)."""
-    priority = step_priority if memory is not None and by_step else None
-    sim = SimulatedEngine(cost, lengths, seed=seed, memory=memory, priority=priority)
+    model the engine schedules by priority = step (what the vLLM backend asks for) with
+    `stagger` 0, first come, first served with None, W x step + the problem's index with W > 0
+    (`staggered_priority`); `watermark` is vLLM's (a share of the pool a joining request
+    leaves free)."""
+    priority = priority_of(stagger) if memory is not None else None
+    sim = SimulatedEngine(
+        cost, lengths, seed=seed, memory=memory, priority=priority, watermark=watermark
+    )
     config = RSAConfig(n=16, k=4, t=10, seed=seed, max_tokens=lengths.cap, sync_steps=sync_steps)
     budget = memory.kv_tokens if memory is not None and admission is not None else None
     dispatcher = Dispatcher(
@@ -133,7 +167,8 @@ class Point:
     max_batch: int
     pipelined: Run
     barrier: Run
-    #: Under a memory model: the pipelined schedule with admission control, by ADMISSION label.
+    #: Under a memory model: the pipelined schedule with admission control, by ADMISSION label,
+    #: and both schedules at `other_watermark`, labelled "pipelined/barrier watermark W".
     bounded: dict[str, Run]
 
     @property
@@ -147,8 +182,12 @@ def measure(
     lengths: LengthModel,
     seed: int,
     memory: MemoryModel | None = None,
-    by_step: bool = True,
+    stagger: int | None = 0,
+    watermark: float = 0.0,
+    variants_at: Sequence[tuple[int, int]] | None = None,
 ) -> list[Point]:
+    """Each point pipelined and with the barrier; under a memory model also the variants of
+    the second table (admission control, the watermark), at every point or at `variants_at`."""
     out = []
     bar = tqdm(points, desc="scheduling", unit="point", file=sys.stderr, leave=False)
     for problems, max_batch in bar:
@@ -160,19 +199,26 @@ def measure(
             prefill_per_token_s=cost.prefill_per_token_s,
         )
         bounded = {}
-        if memory is not None:
+        if memory is not None and (variants_at is None or (problems, max_batch) in variants_at):
             for label, estimate in ADMISSION:
                 bounded[label] = run_once(
-                    problems, point_cost, lengths, seed, False, memory, estimate, by_step
+                    problems, point_cost, lengths, seed, False, memory, estimate, stagger, watermark
+                )
+            other = other_watermark(watermark)
+            for sync, label in ((False, "pipelined"), (True, "barrier")):
+                bounded[f"{label} watermark {other:g}"] = run_once(
+                    problems, point_cost, lengths, seed, sync, memory, None, stagger, other
                 )
         out.append(
             Point(
                 problems,
                 max_batch,
                 pipelined=run_once(
-                    problems, point_cost, lengths, seed, False, memory, None, by_step
+                    problems, point_cost, lengths, seed, False, memory, None, stagger, watermark
                 ),
-                barrier=run_once(problems, point_cost, lengths, seed, True, memory, None, by_step),
+                barrier=run_once(
+                    problems, point_cost, lengths, seed, True, memory, None, stagger, watermark
+                ),
                 bounded=bounded,
             )
         )
@@ -192,7 +238,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def sweep_table(points: Sequence[Point], memory: bool = False) -> str:
+def sweep_table(points: Sequence[Point], memory: bool = False, watermark: float = 0.0) -> str:
     header = [
         "problems",
         "B",
@@ -207,8 +253,13 @@ def sweep_table(points: Sequence[Point], memory: bool = False) -> str:
         "eff pipelined",
         "eff barrier",
     ]
+    other = other_watermark(watermark)
+    marked = f"pipelined watermark {other:g}"
+    with_marked = memory and all(marked in p.bounded for p in points)
     if memory:
         header += ["kv peak", "preempted tokens", "prefix-cache hit"]
+    if with_marked:
+        header += [f"eff watermark {other:g}"]
     rows = []
     for p in points:
         b = p.pipelined.bound
@@ -233,6 +284,7 @@ def sweep_table(points: Sequence[Point], memory: bool = False) -> str:
                 if memory
                 else []
             )
+            + ([f"{p.bounded[marked].efficiency:.3f}"] if with_marked else [])
         )
     return table(header, rows)
 
@@ -308,7 +360,12 @@ def sensitivity(args: argparse.Namespace) -> int:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults_cost, defaults_len = CostModel(), LengthModel()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="4 points incl. the paper-scale one")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="4 points incl. the paper-scale one (with a memory model, the second table's "
+        "variants only at the paper point)",
+    )
     p.add_argument("--sensitivity", action="store_true", help="vary a, b and sigma at 30 x 256")
     p.add_argument("--seed", type=int, default=0, help="run seed (subsets and lengths)")
     p.add_argument("--a", type=float, default=defaults_cost.iteration_s, help="s per iteration")
@@ -331,6 +388,23 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="model a KV-cache pool of N tokens (with --memory: instead of its size)",
     )
     p.add_argument(
+        "--watermark",
+        type=float,
+        default=WATERMARK,
+        metavar="F",
+        help="with a memory model: vLLM's --watermark (share of the pool a joining request "
+        f"leaves free; default {WATERMARK:g}, what the vLLM backend sets where vLLM has it; "
+        "0 is vLLM's default; the second table adds the other of the two)",
+    )
+    p.add_argument(
+        "--stagger",
+        type=int,
+        default=0,
+        metavar="W",
+        help="with a memory model: priority W x step + problem index instead of the step "
+        "(default 0: the step, as the vLLM backend sends)",
+    )
+    p.add_argument(
         "--fcfs",
         action="store_true",
         help="with a memory model: first come, first served instead of priority = step",
@@ -338,6 +412,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.kv_tokens is not None and args.kv_tokens < 16:
         p.error(f"--kv-tokens must be at least one 16-token block, not {args.kv_tokens}")
+    if args.stagger < 0 or (args.stagger and args.fcfs):
+        p.error("--stagger takes W >= 0 and cannot be combined with --fcfs")
+    if not 0.0 <= args.watermark < 1.0:
+        p.error(f"--watermark is a share of the KV pool in [0, 1), not {args.watermark}")
     if args.sensitivity and (args.memory or args.kv_tokens):
         p.error("--sensitivity runs the memory-free model; drop --memory/--kv-tokens")
     return args
@@ -363,7 +441,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         points = measure(
-            QUICK if args.quick else SWEEP, cost, lengths, args.seed, memory, not args.fcfs
+            QUICK if args.quick else SWEEP,
+            cost,
+            lengths,
+            args.seed,
+            memory,
+            None if args.fcfs else args.stagger,
+            args.watermark,
+            [PAPER_POINT] if args.quick else None,  # --quick: the variants at the paper point
         )
     except BackendError as exc:  # a pool too small for one request
         print(f"scheduling.py: {exc}; use a larger --kv-tokens", file=sys.stderr)
@@ -374,21 +459,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(median {args.median:g}, sigma {args.sigma:g}, cap {args.cap}); N 16, K 4, T 10; "
         f"seed {args.seed}; times are virtual seconds"
     )
+    priority_label = f"{args.stagger} x step + problem index" if args.stagger else "step"
     if memory is None:
         print("memory: none (no KV-cache limit: only B bounds the batch)")
     else:
         print(
             f"memory: {memory.description} ({memory.blocks:,} blocks of "
             f"{memory.block_tokens}); prefix caching on; "
-            f"{'first come, first served' if args.fcfs else 'priority = step'}; "
-            f"problem statements of {MEMORY_PROBLEM_WORDS} words"
+            f"{'first come, first served' if args.fcfs else 'priority = ' + priority_label}; "
+            f"watermark {args.watermark:g}; problem statements of {MEMORY_PROBLEM_WORDS} words"
         )
-    print(sweep_table(points, memory is not None))
+    print(sweep_table(points, memory is not None, args.watermark))
     if memory is not None:
         print()
         print(
             "admission control (dispatcher max_tokens_in_flight = the pool's tokens; "
-            "max: prompt + max_tokens, usage: prompt + mean reported completion):"
+            "max: prompt + max_tokens, usage: prompt + mean reported completion; "
+            "watermark: vLLM's --watermark; vs barrier: the barrier above over this row):"
         )
         print(admission_table(points))
     print(f"(real time {time.perf_counter() - start:.1f} s)")
@@ -397,6 +484,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if memory is not None:
         kv = paper.pipelined.kv
         result += f" kv_peak={kv.peak_share:.3f} preempted_share={kv.preempted_share:.3f}"
+        result += f" watermark={args.watermark:g}"
+        other = other_watermark(args.watermark)
+        marked = paper.bounded[f"pipelined watermark {other:g}"]
+        marked_barrier = paper.bounded[f"barrier watermark {other:g}"]
+        result += (
+            f" watermark{other:g}_speedup={marked_barrier.wall_s / marked.wall_s:.3f}"
+            f" watermark{other:g}_efficiency={marked.efficiency:.3f}"
+            f" watermark{other:g}_preempted_share={marked.kv.preempted_share:.3f}"
+        )
     print(result)
     return 0
 

@@ -10,6 +10,19 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: What GET /v1/models lists (the openai backend asks it for the model when none is named).
+MODELS = {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "test"}]}
+
+
+def send_json(h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+    data = json.dumps(payload).encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+
+
 #: A handler returns (status, headers, body dict) for the n-th request (0-based).
 Responder = Callable[[int, dict[str, Any]], tuple[int, dict[str, str], dict[str, Any]]]
 
@@ -39,6 +52,12 @@ def serve(responder: Responder) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
+
+        def do_GET(self) -> None:
+            if self.path.endswith("/models"):
+                send_json(self, 200, MODELS)
+            else:
+                send_json(self, 404, {"error": {"message": "not found"}})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))

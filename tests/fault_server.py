@@ -24,7 +24,7 @@ from typing import Any
 
 from recursa.backends.base import GenerationRequest
 from recursa.backends.mock import MockBackend
-from tests.fake_server import chat_body
+from tests.fake_server import MODELS, chat_body, send_json
 
 #: Transient faults: each must be retried, and the retry gets the upstream's answer.
 RETRYABLE = (
@@ -164,6 +164,12 @@ class FaultServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                if self.path.endswith("/models"):
+                    send_json(self, 200, MODELS)
+                else:
+                    send_json(self, 404, {"error": {"message": "not found"}})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))

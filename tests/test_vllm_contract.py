@@ -345,3 +345,25 @@ def test_from_config_follows_the_installed_release(
     prompt, params, _ = engine.calls[0]
     assert ("type" in prompt) is modern  # tokens_input on 0.26+, the raw dict before
     assert params.output_kind is fv.RequestOutputKind.FINAL_ONLY
+
+
+def test_the_watermark_is_set_only_where_vllm_has_it() -> None:
+    import dataclasses
+
+    from recursa.backends.vllm import VLLM_WATERMARK, with_watermark
+
+    @dataclasses.dataclass
+    class Newer:  # engine arguments of a vLLM with the scheduler watermark (PR 44594)
+        model: str = ""
+        watermark: float = 0.0
+
+    @dataclasses.dataclass
+    class Older:
+        model: str = ""
+
+    args = {"model": "m"}
+    assert VLLM_WATERMARK == 0.01
+    assert with_watermark(args, Newer) == {"model": "m", "watermark": 0.01}
+    assert with_watermark(args, Older) == args == {"model": "m"}
+    assert with_watermark(args, object) == args  # not a dataclass: nothing to check against
+    assert with_watermark({"model": "m", "watermark": 0.05}, Newer)["watermark"] == 0.05

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from recursa.backends.admission import InFlightEstimate
+from recursa.backends.openai_options import OpenAIOptions
 from recursa.errors import UsageError
 from recursa.think import keep_think_alias
 
@@ -97,8 +98,9 @@ BackendName = Literal["llamacpp", "openai", "mock", "vllm", "ray"]
 EngineName = Literal["vllm", "openai", "llamacpp", "mock"]  # what a Ray replica runs
 
 
-class BackendConfig(BaseModel):
-    """How to reach the model."""
+class BackendConfig(OpenAIOptions):
+    """How to reach the model. The openai backend's own fields come from `OpenAIOptions`
+    (recursa/backends/openai_options.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

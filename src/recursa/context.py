@@ -8,6 +8,14 @@ shared by water-filling: candidates shorter than an equal share stay whole and t
 share goes to the longer ones. If not even `MIN_CANDIDATE_TOKENS` per candidate fit next to
 the problem, the problem cannot be aggregated in this context: ContextOverflowError.
 The generation's own `max_tokens` is then capped to what is left of the window.
+
+Token counts come from the backend; where it only estimates them (an openai server without a
+tokenize endpoint: about 3 characters per token), every message here says so.
+
+Empty candidates. A completion with no text outside `<think>` blocks (an empty completion, or
+a server's `content: null`) is a candidate without an answer. It is never shown to the model
+as an empty solution: it keeps its place among the K candidates as `NO_ANSWER_MARKER` (after
+its reasoning when think blocks are kept), so the model knows that attempt gave nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from recursa.errors import ContextOverflowError
 
 TRUNCATION_MARKER = "[... earlier part of this candidate omitted to fit the context window ...]"
 MIN_CANDIDATE_TOKENS = 16
+NO_ANSWER_MARKER = "[this candidate gave no answer: its completion was empty]"
+ESTIMATE_NOTE = " (an estimate at 3 characters per token: the backend has no tokenizer)"
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 
@@ -35,6 +45,21 @@ def strip_think(text: str) -> str:
     if "</think>" in lower:
         text = text[lower.rfind("</think>") + len("</think>") :]
     return re.sub(r"<think>", "", text, flags=re.IGNORECASE).strip()
+
+
+def is_empty(text: str) -> bool:
+    """Whether a completion has no text outside `<think>` blocks (no answer at all)."""
+    return not strip_think(text)
+
+
+def show_empty(text: str) -> str:
+    """A candidate as it enters an aggregation prompt: unchanged, or, when it has no answer,
+    its reasoning (if any) followed by the no-answer marker, so that stripping think blocks
+    leaves the marker."""
+    if not is_empty(text):
+        return text
+    kept = text.strip()
+    return f"{kept}\n\n{NO_ANSWER_MARKER}" if kept else NO_ANSWER_MARKER
 
 
 def keep_tail(text: str, budget: int, count: Callable[[str], int]) -> str:
@@ -77,15 +102,19 @@ def fit_candidates(
     context_tokens: int | None,
     max_tokens: int,
     count: Callable[[str], int],
+    *,
+    estimated: bool = False,
 ) -> Fitted:
     """Apply the context policy (module docstring). `overhead_tokens` is the prompt without
-    candidates (instructions, problem, separators)."""
+    candidates (instructions, problem, separators); `estimated` says the counts are guesses."""
     if context_tokens is None:
         return Fitted(list(candidates), max_tokens, 0)
     budget = candidate_budget(overhead_tokens, context_tokens, max_tokens)
     if budget < MIN_CANDIDATE_TOKENS * max(len(candidates), 1):
+        about = "about " if estimated else ""
         raise ContextOverflowError(
-            f"the problem ({overhead_tokens} tokens with instructions) leaves no room for "
+            f"the problem ({about}{overhead_tokens} tokens with instructions"
+            f"{ESTIMATE_NOTE if estimated else ''}) leaves no room for "
             f"{len(candidates)} candidates in a {context_tokens}-token context window; "
             "use a larger context, a smaller K or fewer max tokens"
         )
@@ -113,13 +142,17 @@ def fit_candidates(
     return Fitted(out, max(1, min(max_tokens, context_tokens - used)), truncated)
 
 
-def fit_plain(prompt_tokens: int, context_tokens: int | None, max_tokens: int) -> int:
+def fit_plain(
+    prompt_tokens: int, context_tokens: int | None, max_tokens: int, *, estimated: bool = False
+) -> int:
     """Max tokens for a plain prompt; the prompt alone must fit."""
     if context_tokens is None:
         return max_tokens
     if prompt_tokens >= context_tokens - 1:
+        about = "about " if estimated else ""
         raise ContextOverflowError(
-            f"the problem takes {prompt_tokens} tokens, more than the {context_tokens}-token "
+            f"the problem takes {about}{prompt_tokens} tokens"
+            f"{ESTIMATE_NOTE if estimated else ''}, more than the {context_tokens}-token "
             "context window"
         )
     return max(1, min(max_tokens, context_tokens - prompt_tokens))

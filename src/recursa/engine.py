@@ -18,9 +18,9 @@ from typing import Any, Protocol, TypeVar
 from recursa.backends.base import Completion, GenerationRequest
 from recursa.backends.dispatch import Dispatcher
 from recursa.config import RSAConfig, early_stop_fraction
-from recursa.context import fit_plain
+from recursa.context import ESTIMATE_NOTE, fit_plain, is_empty, show_empty, strip_think
 from recursa.hashing import request_seed, stable_rng
-from recursa.prompts import fitted_aggregation_messages, plain_messages
+from recursa.prompts import aggregation_text, fitted_aggregation_messages, plain_messages
 from recursa.result import Candidate, SolveResult, StepResult
 from recursa.selection import majority_vote, random_member, ranked_clusters
 from recursa.tasks import Problem, Task, get_task
@@ -98,7 +98,7 @@ class Engine:
     ) -> None:
         self.dispatcher = dispatcher
         self.config = config
-        self.context_tokens = context_tokens or dispatcher.backend.context_tokens
+        self._context_tokens = context_tokens
         self.store = store
         self.on_step = on_step
         self.on_generation = on_generation
@@ -108,7 +108,14 @@ class Engine:
         #: Where `summarize_candidates` journals its summaries (an evaluation's journal).
         self.summary_store = summary_store
         self._told_truncation = False
+        self._told_empty = False
         self._stop_fraction = early_stop_fraction(config.early_stop) if config.early_stop else None
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The window prompts are fitted to: the setting, else what the backend knows (an
+        openai server's own figure is known once `start()` asked it)."""
+        return self._context_tokens or self.dispatcher.backend.context_tokens
 
     # -- one generation -------------------------------------------------------------------
     async def _generate(
@@ -122,6 +129,9 @@ class Engine:
         pid = state.problem.id
         completion = self.store.lookup(pid, step, slot) if self.store else None
         if completion is None:
+            # The backend learns what it needs (a server's model, window) before the first
+            # request it sends; a run answered entirely from its journal asks nothing.
+            await self.dispatcher.start()
             request = await build()
             completion = await self.dispatcher.generate(request)
             if self.store is not None:
@@ -137,12 +147,25 @@ class Engine:
             parents=parents,
             logprobs=completion.logprobs,
         )
+        if is_empty(candidate.text):
+            self._note_empty(state)
         state.usage["prompt_tokens"] += candidate.prompt_tokens
         state.usage["completion_tokens"] += candidate.completion_tokens
         state.usage["generations"] += 1
         if self.on_generation is not None:
             self.on_generation(state.problem, candidate)
         return candidate
+
+    def _note_empty(self, state: _State) -> None:
+        """An empty completion: a candidate without an answer, counted and said once."""
+        state.usage["empty_completions"] = state.usage.get("empty_completions", 0) + 1
+        if not self._told_empty:
+            self._told_empty = True
+            log.warning(
+                "%s returned an empty completion (no text outside <think> blocks): it counts "
+                "as a candidate without an answer and is shown to aggregation as giving none",
+                self.dispatcher.backend.description,
+            )
 
     def _request(
         self,
@@ -177,7 +200,15 @@ class Engine:
         async def build() -> GenerationRequest:
             messages = plain_messages(state.task, state.problem)
             text = "\n".join(m["content"] for m in messages)
-            max_tokens = fit_plain(self._count(text), self.context_tokens, self.config.max_tokens)
+            backend = self.dispatcher.backend
+            if self.context_tokens is not None:
+                await backend.prepare_counts([text])
+            max_tokens = fit_plain(
+                self._count(text),
+                self.context_tokens,
+                self.config.max_tokens,
+                estimated=backend.counts_are_estimates,
+            )
             return self._request(state.problem, 1, slot, messages, max_tokens)
 
         return build
@@ -186,6 +217,13 @@ class Engine:
         self, state: _State, step: int, slot: int, shown: list[str]
     ) -> Callable[[], Awaitable[GenerationRequest]]:
         async def build() -> GenerationRequest:
+            backend = self.dispatcher.backend
+            if self.context_tokens is not None:  # the server counts what will be counted
+                texts = [show_empty(t) for t in shown]
+                bare = aggregation_text(state.task, state.problem, [""] * len(texts))
+                stripped = [strip_think(t) for t in texts] if self.config.think != "keep" else []
+                history = [m.get("content") or "" for m in state.problem.history]
+                await backend.prepare_counts([bare, *texts, *stripped, *history])
             messages, fitted = fitted_aggregation_messages(
                 state.task,
                 state.problem,
@@ -194,13 +232,16 @@ class Engine:
                 context_tokens=self.context_tokens,
                 max_tokens=self.config.max_tokens,
                 count=self._count,
+                estimated=backend.counts_are_estimates,
             )
             if fitted.truncated and not self._told_truncation:
                 self._told_truncation = True
                 log.warning(
-                    "candidates are too long for the %s-token context window: their beginnings "
-                    "are cut, keeping each one's end (see docs/ARCHITECTURE.md, context policy)",
+                    "candidates are too long for the %s-token context window%s: their "
+                    "beginnings are cut, keeping each one's end (see docs/ARCHITECTURE.md, "
+                    "context policy)",
                     self.context_tokens,
+                    " by token counts" + ESTIMATE_NOTE if backend.counts_are_estimates else "",
                 )
             return self._request(state.problem, step, slot, messages, fitted.max_tokens)
 

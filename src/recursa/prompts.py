@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from recursa.backends.base import Message
-from recursa.context import Fitted
+from recursa.context import Fitted, show_empty
 from recursa.tasks.base import OWN_PROMPT, Problem, Task
 from recursa.think import ThinkPolicy, fit_with_policy
 
@@ -113,11 +113,14 @@ def fitted_aggregation_messages(
     context_tokens: int | None,
     max_tokens: int,
     count: Callable[[str], int],
+    estimated: bool = False,
 ) -> tuple[list[Message], Fitted]:
     """The aggregation messages exactly as the engine sends them: the K texts shown under
-    the think policy, fitted to the context window (`recursa.think`, `recursa.context`), and
-    the max tokens left for the answer. The engine and `recursa view` (which rebuilds past
-    prompts) both call this."""
+    the think policy (an empty candidate as giving no answer, `context.show_empty`), fitted
+    to the context window (`recursa.think`, `recursa.context`), and the max tokens left for
+    the answer; `estimated` says token counts are guesses. The engine and `recursa view`
+    (which rebuilds past prompts) both call this."""
+    shown = [show_empty(t) for t in shown]
     # The prompt without candidates (and the history before it), counted only when a
     # context window bounds it.
     overhead = (
@@ -126,7 +129,9 @@ def fitted_aggregation_messages(
         if context_tokens is not None
         else 0
     )
-    fitted = fit_with_policy(think, shown, overhead, context_tokens, max_tokens, count)
+    fitted = fit_with_policy(
+        think, shown, overhead, context_tokens, max_tokens, count, estimated=estimated
+    )
     return aggregation_messages(task, problem, fitted.candidates), fitted
 
 

@@ -40,8 +40,11 @@ def fit_with_policy(
     context_tokens: int | None,
     max_tokens: int,
     count: Callable[[str], int],
+    *,
+    estimated: bool = False,
 ) -> Fitted:
-    """The candidates as they go into the prompt (see the module docstring)."""
+    """The candidates as they go into the prompt (see the module docstring); `estimated`
+    says the token counts are guesses (messages say so)."""
     texts = list(candidates)
     if policy == "strip":
         texts = [strip_think(t) for t in texts]
@@ -49,4 +52,6 @@ def fit_with_policy(
         budget = candidate_budget(overhead_tokens, context_tokens, max_tokens)
         if sum(count(t) for t in texts) > budget:
             texts = [strip_think(t) for t in texts]
-    return fit_candidates(texts, overhead_tokens, context_tokens, max_tokens, count)
+    return fit_candidates(
+        texts, overhead_tokens, context_tokens, max_tokens, count, estimated=estimated
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,24 @@ class Backend(abc.ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens in `text`; backends without a tokenizer estimate (about 3 characters each)."""
         return len(text) // 3 + 1
+
+    @property
+    def counts_are_estimates(self) -> bool:
+        """Whether `count_tokens` guesses (messages then say so) rather than tokenizes."""
+        return type(self).count_tokens is Backend.count_tokens
+
+    def details(self) -> dict[str, Any]:
+        """What the backend learned or decided, for a run's record (--json)."""
+        return {"description": self.description, "context_tokens": self.context_tokens}
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Learn what the model needs before the first request (a server's model, context
+        window, kind); called on the event loop that will use the backend, at most once
+        effectively (implementations make repeated calls cheap)."""
+
+    async def prepare_counts(self, texts: Sequence[str]) -> None:  # noqa: B027 - optional
+        """Make `count_tokens` exact for `texts` (a server's tokenize endpoint is async, so
+        callers ask for the texts they are about to count first). A no-op by default."""
 
     @abc.abstractmethod
     async def generate(self, request: GenerationRequest) -> Completion:

@@ -118,6 +118,26 @@ class Dispatcher:
         text = valid_unicode(completion.text)
         return completion if text is completion.text else replace(completion, text=text)
 
+    def _give_up(self, attempt: int, error: RetryableError) -> BackendError:
+        tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
+        return BackendError(
+            f"{self.backend.description} kept failing after {tries} (last error: {error})"
+        )
+
+    async def start(self) -> None:
+        """The backend's `start()` (asking a server about itself), retried like a request."""
+        attempt = 0
+        while True:
+            try:
+                await self.backend.start()
+                return
+            except RetryableError as error:
+                if attempt >= self.max_retries:
+                    raise self._give_up(attempt, error) from error
+                self.usage.retries += 1
+                await self._sleep(self._delay(attempt, error.retry_after))
+                attempt += 1
+
     def _tokens_held(self, request: GenerationRequest) -> int:
         """The tokens `request` may hold at the engine, for admission control."""
         prompt = self.backend.count_tokens(request.prompt_text())
@@ -154,10 +174,7 @@ class Dispatcher:
                 self.usage.add(completion)
                 return completion
             if attempt >= self.max_retries:
-                tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
-                raise BackendError(
-                    f"{self.backend.description} kept failing after {tries} (last error: {error})"
-                ) from error
+                raise self._give_up(attempt, error) from error
             self.usage.retries += 1
             await self._sleep(self._delay(attempt, error.retry_after))
             attempt += 1

@@ -85,6 +85,12 @@ class Replica:
 
     async def info(self) -> ReplicaInfo:
         backend = self._backend
+        if backend is not None and not self._error:
+            try:  # an openai engine learns its server's model and context window here
+                await backend.start()
+            except (RecursaError, RetryableError) as exc:
+                self._error = str(exc)
+                self._usage_error = isinstance(exc, UsageError)
         return ReplicaInfo(
             description=backend.description if backend else "",
             default_concurrency=backend.default_concurrency if backend else 1,

@@ -34,7 +34,10 @@ stops at the first one that does not fit. Prefix caching: a prompt's full blocks
 running sequence already holds are shared, not stored again, and not prefilled again (at
 least one token is always prefilled). A request whose prompt plus max_tokens could not fit
 the empty pool is refused (BackendError), as vLLM refuses a max_model_len its cache cannot
-hold.
+hold. With a `watermark` (vLLM's `--watermark`, a share of the pool's blocks, 0 by default)
+a waiting or preempted request joins a non-empty batch only if that many blocks stay free
+after its prompt's, which leaves the running sequences room to grow; growth itself may use
+every block.
 
 The engine must run on `recursa.virtual_clock.VirtualClockLoop`: time is the loop's virtual
 clock, so a run that would take hours takes seconds. Every generation is traced
@@ -175,7 +178,10 @@ class SimulatedEngine(Backend):
         answers: int = 4,
         memory: MemoryModel | None = None,
         priority: Callable[[GenerationRequest], int] | None = None,
+        watermark: float = 0.0,
     ) -> None:
+        if not 0.0 <= watermark < 1.0:
+            raise ValueError(f"a watermark is a share of the KV pool in [0, 1), not {watermark}")
         self.cost = cost or CostModel()
         self.lengths = lengths or LengthModel()
         self.seed = seed
@@ -183,6 +189,8 @@ class SimulatedEngine(Backend):
         self.memory = memory
         self.priority = priority
         self.pool = BlockPool(memory) if memory is not None else None
+        #: Blocks a joining request must leave free when others run (vLLM's watermark).
+        self.watermark_blocks = int(watermark * memory.blocks) if memory is not None else 0
         self.trace: dict[str, GenerationTrace] = {}
         self.busy_batch_seconds = 0.0
         #: Blocks in use integrated over time (memory model only), for `kv_utilisation`.
@@ -307,7 +315,8 @@ class SimulatedEngine(Backend):
     def _fits(self, seq: _Sequence) -> bool:
         assert self.pool is not None
         private = self._blocks_needed(seq)
-        return self.pool.missing_blocks(seq.runs) + private <= self.pool.free
+        headroom = self.watermark_blocks if self._running else 0
+        return self.pool.missing_blocks(seq.runs) + private + headroom <= self.pool.free
 
     def _iterations_that_fit(self, most: int) -> int:
         """The most iterations (<= `most`) the running sequences can decode before one of

@@ -13,7 +13,7 @@ from recursa.cli.options import (
     sandbox_from_args,
     settings_from_args,
 )
-from recursa.errors import UsageError
+from recursa.errors import RecursaError, UsageError
 from recursa.runs import EvalConfig, evaluate
 from recursa.runs.report import steps_table, uses_scores
 from recursa.sandbox import SandboxConfig
@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    except RecursaError as exc:
+        if args.json:  # scripts reading stdout get the failure too (the sentence goes to stderr)
+            print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}, ensure_ascii=False))
+        raise
     if args.json:
         print(json.dumps(result.summary, ensure_ascii=False, default=str))
         return 0
@@ -95,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         f"{100 * final['final_acc']:.1f}%, mean {100 * final['mean_acc']:.1f}%, majority "
         f"{100 * final['majority_acc']:.1f}%, pass@N {100 * final['pass_at_n']:.1f}%{paper}"
     )
+    empty = result.summary["run"].get("empty_completions", 0)
+    if empty:
+        print(f"({empty} completions were empty: candidates without an answer)")
     print(steps_table(result.steps, scores))
     print(f"\nresults in {result.run_dir}")
     return 0

@@ -43,15 +43,26 @@ def add_model_flags(
     for name, field in model.model_fields.items():
         if name in skip or name in HIDDEN:
             continue
-        flags = ALIASES.get(name) or [f"--{name.replace('_', '-')}"]
-        kind, choices = _plain_type(field.annotation)
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        flags = ALIASES.get(name) or [str(extra.get("flag") or f"--{name.replace('_', '-')}")]
+        kind, choices = _plain_type(field.annotation)
         metavar = str(extra.get("metavar") or name.upper())
         default = None if field.is_required() else field.default
         desc = field.description or ""
         shown = "" if default is None else f" (default: {default})"
         if field.is_required():
             shown = " (required)"
+        if typing.get_origin(kind) is dict:  # repeatable KEY=JSON pairs
+            parser.add_argument(
+                *flags,
+                dest=name,
+                type=_key_value,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=metavar,
+                help=f"{desc} (repeatable)",
+            )
+            continue
         if kind is bool:
             parser.add_argument(
                 *flags,
@@ -70,6 +81,15 @@ def add_model_flags(
             metavar=None if choices else metavar,
             help=f"{desc}{shown}",
         )
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    from recursa.backends.openai_options import parse_request_param
+
+    try:
+        return parse_request_param(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
@@ -101,7 +121,12 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     fields = set(RSAConfig.model_fields) | set(BackendConfig.model_fields)
     for name in fields:
         if name in vars(args):
-            values[name] = getattr(args, name)
+            value = getattr(args, name)
+            if isinstance(value, list) and all(isinstance(v, tuple) for v in value):
+                # KEY=JSON flags go on top of the config file's mapping, key by key.
+                base = values.get(name)
+                value = {**(base if isinstance(base, dict) else {}), **dict(value)}
+            values[name] = value
     if getattr(args, "api_key_file", None):
         values["api_key"] = read_key_file(args.api_key_file)
     if values.get("api_key") is None and os.environ.get("OPENAI_API_KEY"):

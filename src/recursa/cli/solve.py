@@ -13,7 +13,8 @@ from recursa.api import solve_async
 from recursa.backends import create_backend
 from recursa.cli.options import add_settings_flags, configs_from_args
 from recursa.cli.progress import SolveProgress
-from recursa.errors import UsageError
+from recursa.errors import RecursaError, UsageError
+from recursa.result import SolveResult
 
 
 def register(sub: Any) -> None:
@@ -66,9 +67,13 @@ def run(args: argparse.Namespace) -> int:
         show_population=args.show_population,
     )
     page = None
-    try:
-        result = asyncio.run(
-            solve_async(
+
+    async def session() -> SolveResult:
+        # One event loop for the whole command: the backend is closed on the loop that
+        # owns its keep-alive connections.
+        nonlocal page
+        try:
+            result = await solve_async(
                 question,
                 backend=model,
                 rsa=rsa,
@@ -77,19 +82,31 @@ def run(args: argparse.Namespace) -> int:
                 on_step=progress.on_step,
                 on_generation=progress.on_generation,
             )
-        )
-        if args.view:  # before the model closes: prompts are rebuilt with its tokenizer
-            from recursa.tasks import Problem
-            from recursa.view import write_solve_view
+            if args.view:  # before the model closes: prompts are rebuilt with its tokenizer
+                from recursa.tasks import Problem
+                from recursa.view import write_solve_view
 
-            problem = Problem("question", question, args.reference, rsa.task)
-            page = write_solve_view(args.view, problem, result, model, rsa, backend)
+                problem = Problem("question", question, args.reference, rsa.task)
+                # In a thread: the page grades with its own event loop.
+                page = await asyncio.to_thread(
+                    write_solve_view, args.view, problem, result, model, rsa, backend
+                )
+            return result
+        finally:
+            await model.aclose()
+
+    try:
+        result = asyncio.run(session())
+    except RecursaError as exc:
+        if args.json:  # scripts reading stdout get the failure too (the sentence goes to stderr)
+            print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}, ensure_ascii=False))
+        raise
     finally:
         progress.close()
-        asyncio.run(model.aclose())
     if args.json:
         out = result.to_dict()
         out["config"] = {**out["config"], **backend.model_dump(mode="json", exclude={"api_key"})}
+        out["backend"] = model.details()
         print(json.dumps(out, ensure_ascii=False))
         if page is not None:
             print(f"wrote {page}", file=sys.stderr)
@@ -99,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         f"({result.usage['generations']} generations, {result.usage['prompt_tokens']} prompt "
         f"+ {result.usage['completion_tokens']} completion tokens)"
     )
+    empty = result.usage.get("empty_completions", 0)
+    if empty:
+        print(f"({empty} of {result.usage['generations']} completions were empty: no answer)")
     if rsa.early_stop:
         print(early_stop_line(result.steps_run, rsa.t, result.generations_saved))
     print("\n" + result.text.strip())

@@ -163,6 +163,8 @@ class _Run:
         self.book = MetricsBook(cfg.t)
         self.index = {p.id: i for i, p in enumerate(problems)}
         self.graded: dict[str, list[StepRecord]] = {}
+        #: Completions without text outside <think> blocks (candidates without an answer).
+        self.empty_completions = 0
         self.engine = Engine(
             dispatcher,
             cfg,
@@ -231,6 +233,7 @@ class _Run:
             "steps": [r.to_dict() for r in records],
             "usage": dict(result.usage),
         }
+        self.empty_completions += result.usage.get("empty_completions", 0)
         if verify is not None:
             record["verify"] = verify
         self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
@@ -398,6 +401,7 @@ async def _execute(
             "reused_from_journal": journal.reused,
             "journaled": journal.count(),
             "retries_this_session": dispatcher.usage.retries,
+            "empty_completions": session.empty_completions,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     }
