@@ -385,3 +385,11 @@ def test_choice_verdicts_keep_the_answer_and_name_the_problem() -> None:
     assert "option letter alone" in grade_choice("\\boxed{BB}", "A").reason
     assert "option letter alone" in grade_choice("\\boxed{1}", "A").reason
     assert grade_choice("no box", "A").reason == "no \\boxed{} answer found in the completion"
+
+
+def test_choice_reference_is_its_first_letter_and_options_are_optional() -> None:
+    assert grade_choice("\\boxed{B}", "B) Paris").score == 1.0
+    task = MultipleChoiceTask()
+    bare = Problem(id="q", question="Pick.", answer="C")
+    assert task.grade(bare, "\\boxed{C}").score == 1.0
+    assert task.grade(bare, "\\boxed{Z}").reason == "wrong option"  # no options: any letter
