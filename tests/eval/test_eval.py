@@ -224,6 +224,21 @@ def test_a_run_directory_is_never_overwritten_and_resumes_only_the_same_run(
     assert outputs(out) == first
 
 
+def test_a_run_recorded_without_a_newer_setting_is_refused_naming_it(tmp_path: Path) -> None:
+    """A run directory from an earlier recursa lacks settings added since: the resume is
+    refused in one sentence that says so, rather than showing the setting as None."""
+    problems = rg_problems(size=2)
+    out = tmp_path / "run"
+    evaluate(problems, out=out, n=2, k=2, t=1, **MOCK)
+    journal = Journal(out / "journal.sqlite")  # the journal's copy of the settings rules
+    recorded = json.loads(journal.get_meta("settings") or "{}")
+    del recorded["rsa"]["think"]
+    journal.set_meta("settings", json.dumps(recorded))
+    journal.close()
+    with pytest.raises(UsageError, match=r"made by a recursa without the setting think \(this"):
+        evaluate(problems, out=out, resume=True, n=2, k=2, t=1, **MOCK)
+
+
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(
     mock_backend: Callable[..., MockBackend], tmp_path: Path
 ) -> None:

@@ -131,6 +131,12 @@ def check_same_run(recorded: dict[str, Any], current: dict[str, Any]) -> None:
             continue
         if old.get(key) != new.get(key):
             name = key.split(".", 1)[-1]
+            if key not in old:
+                raise UsageError(
+                    f"cannot resume: the run in this directory was made by a recursa without "
+                    f"the setting {name} (this one uses {name}={new.get(key)!r}), so its "
+                    "prompts or sampling may differ; choose another --out"
+                )
             raise UsageError(
                 f"cannot resume: the run in this directory used {name}={old.get(key)!r}, this "
                 f"command asks for {name}={new.get(key)!r}; resume with the run's settings "
