@@ -144,3 +144,20 @@ def test_help_explains_the_flags() -> None:
         "--concurrency",
     ):
         assert flag in proc.stdout
+
+
+def test_a_key_on_the_command_line_is_warned_about_without_echoing_it(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["solve", "What is 2+2?", "--backend", "mock", "-n", "2", "-k", "2", "-t", "1"]
+    with caplog.at_level("WARNING", logger="recursa"):
+        assert main(["-q", *args, "--api-key", "sk-visible-secret"]) == 0
+    warned = [r.getMessage() for r in caplog.records if "--api-key" in r.getMessage()]
+    assert len(warned) == 1 and "visible to other users" in warned[0]
+    assert "OPENAI_API_KEY" in warned[0] and "--api-key-file" in warned[0]
+    everything = " ".join(r.getMessage() for r in caplog.records) + str(capsys.readouterr())
+    assert "sk-visible-secret" not in everything
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="recursa"):
+        assert main(["-q", *args]) == 0
+    assert not any("--api-key" in r.getMessage() for r in caplog.records)

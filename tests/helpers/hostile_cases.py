@@ -36,7 +36,9 @@ class Env:
         return str(self.work / "new-run")
 
     def openai(self, url: str) -> list[str]:
-        return ["--backend", "openai", "--base-url", url, "--api-key", KEY, "--max-retries", "0"]
+        # The key travels in OPENAI_API_KEY (set for every case), as recursa advises: on the
+        # command line it would be visible to other users and recursa warns about it.
+        return ["--backend", "openai", "--base-url", url, "--max-retries", "0"]
 
 
 @dataclass

@@ -9,6 +9,7 @@ process; both fail for root as for anyone.
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import signal
@@ -149,6 +150,7 @@ def test_hostile_input_gets_one_sentence_and_an_exit_code(case: Case, case_env: 
         text=True,
         timeout=300,
         cwd=e.work,
+        env={**os.environ, "OPENAI_API_KEY": KEY},
         preexec_fn=limit_file_size(case.fsize) if case.fsize else None,
     )
     lines = proc.stderr.strip().splitlines()

@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(format="recursa: %(levelname)s: %(message)s", level=logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
+    warn_secret_flags(sys.argv[1:] if argv is None else list(argv))
     try:
         code: int = args.run(args)
         return code
@@ -72,6 +73,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # the user's files or disk: a full disk, a path not writable
         print(f"recursa: error: {os_error_message(exc)}", file=sys.stderr)
         return 1
+
+
+#: Flags whose value is a secret: on a command line it is readable by every user of the machine
+#: (`ps`, /proc/PID/cmdline), so recursa says once how to pass it instead.
+SECRET_FLAGS = {
+    "--api-key": "OPENAI_API_KEY (serve: RECURSA_API_KEY) or --api-key-file",
+    "--upstream-api-key": "--upstream-api-key-file",
+}
+
+
+def warn_secret_flags(argv: Sequence[str]) -> None:
+    """Warn (once per flag) when a secret was given on the command line (an empty one is
+    refused elsewhere, and shows nothing)."""
+    for flag, instead in SECRET_FLAGS.items():
+        values = [b for a, b in zip(argv, [*argv[1:], ""], strict=True) if a == flag]
+        values += [a.split("=", 1)[1] for a in argv if a.startswith(flag + "=")]
+        if any(v.strip() for v in values):
+            logging.getLogger("recursa").warning(
+                "%s on the command line is visible to other users of this machine (ps, "
+                "/proc); pass it with %s instead",
+                flag,
+                instead,
+            )
 
 
 def os_error_message(exc: OSError) -> str:
