@@ -80,3 +80,29 @@ def test_solve_over_http_against_llama_cpp_server(llama_server: str) -> None:
     assert result.usage["prompt_tokens"] > 0
     assert 0 < result.usage["completion_tokens"] <= 4 * 32
     assert result.text in [c.text for c in result.steps[-1].candidates]
+
+
+def test_a_small_window_cuts_candidates_and_never_overflows_llama_cpp() -> None:
+    """n_ctx 300 with long candidates: the engine cuts them to fit a window that leaves room
+    for the chat template's own tokens and the answer. Before, the prompt fitted to the
+    contents alone (and to the 512 llama.cpp reports for a 300-token buffer) overflowed it:
+    "could not broadcast input array from shape (300,) into shape (276,)"."""
+    from recursa.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(n_ctx=300)
+    assert 0 < backend.template_tokens < 100
+    assert backend.context_tokens == 300 - backend.template_tokens
+    proc = subprocess.run(
+        [sys.executable, "-m", "recursa", "-q", "solve", "Write a long story about a cat "
+         "who learns to count, then say what 2+2 is.", "-n", "2", "-k", "2", "-t", "2",
+         "--max-tokens", "64", "--n-ctx", "300", "--seed", "1", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert len(data["steps"]) == 2
+    assert "cut" in proc.stderr or "too long" in proc.stderr  # the truncation was announced
+    for cand in data["steps"][1]["candidates"]:
+        # The prompt (template included, as llama.cpp counts it) left room for the answer;
+        # joining messages may tokenize one token differently from the contents alone.
+        assert cand["prompt_tokens"] + 64 <= 300 + 2, cand["prompt_tokens"]

@@ -18,6 +18,12 @@ from recursa.errors import BackendError
 
 Message = dict[str, str]
 
+#: Tokens of a context window kept for what recursa does not count: the chat template's role
+#: markers and default system prompt around the counted message contents (without it a prompt
+#: fitted exactly is refused: prompt + template + max_tokens > window). Backends that can
+#: render the template measure it instead (llama.cpp).
+TEMPLATE_RESERVE = 64
+
 
 @dataclass(frozen=True)
 class GenerationRequest:

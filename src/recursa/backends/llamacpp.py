@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from recursa.backends.base import (
+    TEMPLATE_RESERVE,
     Backend,
     BackendOptions,
     BackendSpec,
@@ -76,6 +77,36 @@ class LlamaCppBackend(Backend):
         except (ValueError, RuntimeError) as exc:
             raise UsageError(f"llama.cpp could not load model file {path}: {exc}") from exc
         self._lock = asyncio.Lock()
+        self.template_tokens = self._template_tokens()
+
+    def _template_tokens(self) -> int:
+        """Tokens the chat template adds around the messages' contents (role markers, a
+        default system prompt), plus one for a BOS token: the engine counts contents only, so
+        the window it fits prompts to is this much smaller than n_ctx. Measured with the
+        model's own template on the message layouts recursa sends; TEMPLATE_RESERVE where the
+        template cannot be rendered here."""
+        try:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self._llm
+            template = llm.metadata["tokenizer.chat_template"]
+            formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm.detokenize([llm.token_eos()]).decode("utf-8", "replace"),
+                bos_token=llm.detokenize([llm.token_bos()]).decode("utf-8", "replace"),
+            )
+            effort = "Reasoning: medium"
+            layouts: list[Any] = [
+                [{"role": "user", "content": ""}],
+                [{"role": "system", "content": effort}, {"role": "user", "content": ""}],
+            ]
+            added = [
+                self.count_tokens(formatter(messages=m).prompt) - self.count_tokens(effort) * i
+                for i, m in enumerate(layouts)
+            ]
+            return max(added) + 1
+        except Exception:  # no template in the file, or one this Jinja cannot render
+            return TEMPLATE_RESERVE
 
     @property
     def description(self) -> str:
@@ -83,7 +114,11 @@ class LlamaCppBackend(Backend):
 
     @property
     def context_tokens(self) -> int:
-        return int(self._llm.n_ctx())
+        """The window prompts are fitted to: n_ctx less what the chat template adds. llama.cpp
+        may pad its own context (n_ctx 300 reports 512) while llama-cpp-python's token buffer
+        keeps the size asked for, so the smaller of the two is the real window."""
+        window = min(int(self._llm.n_ctx()), int(self._llm.context_params.n_ctx))
+        return max(window - self.template_tokens, 1)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from recursa.backends.base import (
+    TEMPLATE_RESERVE,
     Backend,
     BackendSpec,
     Completion,
@@ -68,10 +69,6 @@ def parse_retry_after(value: str | None) -> float | None:
 
 log = logging.getLogger("recursa")
 
-#: Tokens of a server-stated context window kept for what recursa does not count: the chat
-#: template's role markers and default system prompt around the counted message contents
-#: (without it a prompt fitted exactly is refused: prompt + template + max_tokens > window).
-TEMPLATE_RESERVE = 64
 #: Most entries kept in the token-count cache (texts counted by the server).
 COUNT_CACHE_SIZE = 4096
 #: Tokenize requests in flight at once.
