@@ -38,13 +38,17 @@ SETTINGS: dict[str, Any] = {
     "max_tokens": 64,
     "model": "scripted",
     "concurrency": 8,
-    "timeout": 2.0,
+    # Long enough that a genuine answer on a loaded 2-core machine is not taken for a hang
+    # (that would add a retry the tests do not expect), short enough for the hang faults.
+    "timeout": 5.0,
     "retry_base_delay": 0.01,
     "retry_max_delay": 0.5,  # a Retry-After is honoured up to 4 x this
 }
+#: For runs without hang faults: no answer is ever slow enough to be retried as a timeout.
+NO_HANG_TIMEOUT = 60.0
 FLAGS = [
     *("-n", str(N), "-k", str(K), "-t", str(T), "--seed", "3", "--max-tokens", "64"),
-    *("--model", "scripted", "--concurrency", "8", "--timeout", "2"),
+    *("--model", "scripted", "--concurrency", "8", "--timeout", "5"),
     *("--retry-base-delay", "0.01", "--retry-max-delay", "0.5"),
 ]
 
@@ -98,7 +102,7 @@ def clean(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fault-free run everything is compared with."""
     out = tmp_path_factory.mktemp("clean") / "run"
     with fault_server(sum_upstream(), always(None)) as server:
-        summary = run_eval(server, data, out)
+        summary = run_eval(server, data, out, timeout=NO_HANG_TIMEOUT)
     assert summary["run"]["retries_this_session"] == 0
     assert len(server.stats.delivered) == GENERATIONS
     return out
@@ -139,7 +143,7 @@ def test_each_transient_fault_is_retried(kind: str) -> None:
             n=1,
             k=1,
             t=1,
-            timeout=1.0,
+            timeout=1.0 if kind == "hang" else NO_HANG_TIMEOUT,
             retry_base_delay=0.0,
         )
     assert result.usage["retries"] == 1
@@ -172,7 +176,7 @@ def test_a_fault_that_persists_ends_with_one_sentence_naming_it(kind: str) -> No
             n=1,
             k=1,
             t=1,
-            timeout=0.5,
+            timeout=0.5 if kind == "hang" else NO_HANG_TIMEOUT,
             max_retries=1,
             retry_base_delay=0.0,
         )
@@ -186,7 +190,7 @@ def test_usage_missing_is_estimated_and_changes_no_accuracy(
 ) -> None:
     out = tmp_path / "run"
     with fault_server(sum_upstream(), always("no-usage")) as server:
-        summary = run_eval(server, data, out)
+        summary = run_eval(server, data, out, timeout=NO_HANG_TIMEOUT)
     assert summary["run"]["retries_this_session"] == 0  # accepted, not retried
     rows, reference = journal(out), journal(clean)
     assert rows.keys() == reference.keys()
@@ -205,7 +209,7 @@ def test_usage_missing_is_estimated_and_changes_no_accuracy(
 def test_empty_completions_are_candidates_without_an_answer(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     with fault_server(sum_upstream(), always("empty")) as server:
-        summary = run_eval(server, data, out, limit=5)
+        summary = run_eval(server, data, out, limit=5, timeout=NO_HANG_TIMEOUT)
     assert summary["run"]["retries_this_session"] == 0
     assert sum(server.stats.attempts.values()) == 5 * N * T  # nothing asked twice
     assert {v[0] for v in journal(out).values()} == {""}
@@ -219,7 +223,7 @@ def test_empty_completions_are_candidates_without_an_answer(data: Path, tmp_path
 def test_invalid_unicode_in_a_completion_is_replaced_not_fatal(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     with fault_server(sum_upstream(), always("surrogates")) as server:
-        summary = run_eval(server, data, out, limit=2)
+        summary = run_eval(server, data, out, limit=2, timeout=NO_HANG_TIMEOUT)
     assert summary["run"]["retries_this_session"] == 0
     texts = [v[0] for v in journal(out).values()]
     assert len(texts) == 2 * N * T
